@@ -29,7 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_TEST_ROOTS": False,
     "REVOCATION_DIR": "",  # empty: <DATA_DIR>/crl
     "MUNICIPALITIES": [],  # accepted 提出先団体コード; empty accepts any well-formed code
-    "API_TOKENS": {},  # client name -> bearer token; empty disables authentication (logged loudly)
+    "API_TOKENS": {},  # client name -> bearer token for the intake API
+    "AUTH_DISABLED": False,  # true: no token needed (development only; logged loudly)
     "STATUS_TOKENS": {},  # core system name -> bearer token for the decision endpoint
     "LIMITS": {
         "MAX_PACKAGE_BYTES": Limits.max_package_bytes,
@@ -48,8 +49,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def load_config(test_config: Mapping[str, Any] | None = None, *, root: str | Path | None = None) -> Config:
-    """Build the configuration mapping (a :class:`flask.Config`) in the documented order."""
+def load_config(test_config: Mapping[str, Any] | None = None, *,
+                overrides: Mapping[str, Any] | None = None, root: str | Path | None = None) -> Config:
+    """Build the configuration mapping (a :class:`flask.Config`) in the documented order.
+
+    :param test_config: Replaces the file and environment layers (tests).
+    :param overrides: Applied last, on top of every layer (command-line options, the demo).
+    """
     cfg = Config(root or os.getcwd())
     cfg.from_mapping(copy.deepcopy(DEFAULTS))
     if test_config is None:
@@ -59,6 +65,8 @@ def load_config(test_config: Mapping[str, Any] | None = None, *, root: str | Pat
         _merge_env(cfg)
     else:
         _deep_update(cfg, test_config)
+    if overrides:
+        _deep_update(cfg, overrides)
     _derive_paths(cfg)
     return cfg
 

@@ -141,6 +141,15 @@ class TargetRecord:
     schema: Path | None = None
 
 
+@dataclass(frozen=True)
+class Sample:
+    """A sample application a procedure ships, for ``gateway sample``, the demo and tests."""
+
+    form_xml: bytes = field(repr=False)
+    attachments: Mapping[str, tuple[str, str, bytes]] = field(repr=False, default_factory=dict)
+    """file name -> (添付書類名称, media type, bytes)"""
+
+
 Check = Callable[[FormContext], Iterable["Problem"]]
 Transform = Callable[[FormContext], TargetRecord]
 
@@ -167,6 +176,8 @@ class Procedure:
     required_attachments: tuple[str, ...] = ()
     """添付書類名称 that must always be present (conditional ones are checks)."""
     plugin_version: str = "0"
+    sample: Callable[[str], Sample] | None = None
+    """Returns a sample by variant name (``"valid"`` at least), for ``gateway sample``."""
 
 
 # --------------------------------------------------------------------------- delivery

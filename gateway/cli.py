@@ -1,0 +1,220 @@
+"""The ``gateway`` command line (click, on the Flask app)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask
+
+from gateway.config import load_config
+from gateway.errors import GatewayError
+
+
+class AppContext:
+    """Creates the app on first use, so ``--help`` and ``testpki`` need no database."""
+
+    def __init__(self) -> None:
+        self._app: Flask | None = None
+        self.overrides: dict = {}
+
+    @property
+    def app(self) -> Flask:
+        if self._app is None:
+            from gateway.app import create_app
+
+            self._app = create_app(overrides=self.overrides or None)
+        return self._app
+
+
+pass_ctx = click.make_pass_decorator(AppContext, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="jp-application-gateway")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """自治体向け電子申請ゲートウェイ (マイナポータル → 基幹システム)."""
+    ctx.ensure_object(AppContext)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--no-worker", is_flag=True, help="配信ワーカーを別プロセス (gateway worker) で動かす")
+@pass_ctx
+def serve(ctx: AppContext, host: str, port: int, threads: int, no_worker: bool) -> None:
+    """HTTP受付API (と配信ワーカー) を起動する."""
+    from gateway.serving import serve_forever
+
+    serve_forever(ctx.app, host, port, threads=threads, with_worker=not no_worker)
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="期限の来た配信を一度だけ処理して終了する")
+@pass_ctx
+def worker(ctx: AppContext, once: bool) -> None:
+    """配信キュー (outbox) を処理する."""
+    import threading
+
+    from gateway.serving import make_worker
+
+    w = make_worker(ctx.app)
+    if once:
+        click.echo(f"{w.run_once()} 件を処理しました")
+        return
+    try:
+        w.run_forever(threading.Event())
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--source", default="batch", show_default=True, help="記録する受付経路")
+@pass_ctx
+def ingest(ctx: AppContext, path: Path, source: str) -> None:
+    """申請パッケージ、パッケージを束ねたZIP、またはフォルダを取り込む."""
+    from gateway.batch import iter_packages
+
+    pipeline = ctx.app.extensions["gateway.pipeline"]
+    items = list(iter_packages(path, limits=pipeline.policy.limits))
+    summary: dict[str, int] = {}
+    failures: list[str] = []
+    with click.progressbar(items, label="取り込み中", show_pos=True) as bar:
+        for name, data in bar:
+            try:
+                receipt = pipeline.intake(data, source=f"{source}:{path.name}")
+                outcome = "replay" if receipt.replay else receipt.state
+            except GatewayError as err:
+                outcome = "refused"
+                failures.append(f"  {name}: {err.code} {err.detail}")
+            summary[outcome] = summary.get(outcome, 0) + 1
+    click.echo(f"取り込み {len(items)} 件: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
+    for line in failures:
+        click.echo(line)
+    if failures:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("package", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="機械可読なJSONで出力する")
+@pass_ctx
+def verify(ctx: AppContext, package: Path, as_json: bool) -> None:
+    """申請パッケージを検証し、署名・証明書・様式の結果を表示する (保存はしない)."""
+    from gateway.report import inspect_package
+
+    report = inspect_package(ctx.app.extensions["gateway.pipeline"], package.read_bytes())
+    click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2) if as_json else report.render())
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@pass_ctx
+def procedures(ctx: AppContext) -> None:
+    """登録されている手続の一覧."""
+    plugins = ctx.app.extensions["gateway"]
+    for (code, version), proc in sorted(plugins.procedures.items()):
+        click.echo(f"{code:14} v{version:3} {proc.target:16} {proc.channel:10} {proc.title}")
+
+
+@main.command("plugins")
+@pass_ctx
+def list_plugins(ctx: AppContext) -> None:
+    """読み込まれたプラグインと実装しているフック."""
+    for p in ctx.app.extensions["gateway"].list_plugins():
+        click.echo(f"{p['name']:28} {', '.join(p['hooks'])}")
+
+
+@main.command()
+@click.argument("procedure")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="出力先 (既定: 標準出力)")
+@click.option("--form-only", is_flag=True, help="申請書XMLだけを出力する")
+@click.option("--variant", default="valid", show_default=True)
+@click.option("--pki", "pki_dir", type=click.Path(path_type=Path), help="テスト用PKI (既定: <DATA_DIR>/testpki)")
+@click.option("--resident", default=0, show_default=True, help="署名するテスト住民の番号")
+@click.option("--arrival-number", help="到達番号 (既定: 時刻から生成)")
+@click.option("--unsigned", is_flag=True, help="署名しないパッケージを作る")
+def sample(procedure: str, out: Path | None, form_only: bool, variant: str, pki_dir: Path | None,
+           resident: int, arrival_number: str | None, unsigned: bool) -> None:
+    """手続のサンプル申請 (署名付きパッケージ) を作る."""
+    from gateway.samples import make_sample_package, sample_for
+
+    config = load_config()
+    found = sample_for(config, procedure, variant)
+    if form_only:
+        data = found.form_xml
+    else:
+        data = make_sample_package(config, procedure, found, pki_dir=pki_dir, resident=resident,
+                                   arrival_number=arrival_number, signed=not unsigned)
+    if out:
+        out.write_bytes(data)
+        click.echo(f"{out} ({len(data)} bytes)", err=True)
+    else:
+        sys.stdout.buffer.write(data)
+
+
+@main.group()
+def testpki() -> None:
+    """テスト用のJPKI類似の認証局 (本番では使わない)."""
+
+
+@testpki.command("init")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              help="作成先 (既定: <DATA_DIR>/testpki)")
+@click.option("--production-like", is_flag=True, help="本番と同じ O=JPKI と本番ポリシーOIDで作る (検証テスト用)")
+def testpki_init(directory: Path | None, production_like: bool) -> None:
+    """ルート2世代、住民の署名用証明書、市区町村別CRLを作る."""
+    from gateway.testpki import init_pki
+
+    directory = directory or Path(load_config()["DATA_DIR"]) / "testpki"
+    pki = init_pki(directory, production_like=production_like)
+    click.echo(f"テスト用PKIを作成しました: {directory}")
+    for path in pki.root_paths:
+        click.echo(f"  ルート証明書: {path}")
+    click.echo(f"  住民: {len(pki.residents)} 名, CRL: {len(pki.crl_paths)} 件")
+
+
+@main.group()
+def db() -> None:
+    """データベースの管理."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """マイグレーションを最新まで適用する."""
+    from gateway.store import Store
+
+    url = load_config()["DATABASE_URL"]
+    Store(url).upgrade()
+    click.echo(f"最新のスキーマに更新しました: {url}")
+
+
+@main.command()
+@click.option("--port", default=0, type=int, help="HTTPポート (既定: 空きポート)")
+@click.option("--keep-running", is_flag=True, help="デモの後もゲートウェイを動かし続ける")
+def demo(port: int, keep_running: bool) -> None:
+    """テスト用PKIでサンプル申請を署名し、HTTPで送り、配信フォルダに届くまでを実演する."""
+    from gateway.demo import run_demo
+
+    sys.exit(run_demo(port=port, keep_running=keep_running, echo=click.echo))
+
+
+def _register_plugin_commands() -> None:
+    # Plugins may add subcommands; loading them must not need a database.
+    from gateway.plugins import make_plugin_manager
+
+    try:
+        make_plugin_manager(load_config()).hook.register_commands(cli=main)
+    except GatewayError as err:  # a broken plugin must not take `gateway --help` down with it
+        click.echo(f"プラグインのコマンドを読み込めません: {err.detail}", err=True)
+
+
+_register_plugin_commands()
+
+if __name__ == "__main__":
+    main()

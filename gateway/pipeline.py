@@ -1,0 +1,214 @@
+"""The path of one package: store → verify → validate → transform → queue for delivery.
+
+No Flask here: the HTTP API, the batch ingester and the inbox watcher all call
+:meth:`Pipeline.intake`, and tests call it directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gateway.archive import RawPackage, read_package
+from gateway.config import limits_from
+from gateway.errors import GatewayError, MunicipalityError, RevocationUnknown, RuleError
+from gateway.manifest import peek_arrival_number
+from gateway.models import FormContext, Limits, Procedure, Receipt, SignaturePolicy, VerifiedPackage
+from gateway.plugins import Plugins
+from gateway.store import Store
+from gateway.trust import CertificateValidator, TrustAnchors
+from gateway.validation import run_checks, validate_form
+from gateway.verification import verify_package
+from gateway.xmlsafe import parse_xml
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class IntakePolicy:
+    """What the intake enforces beyond each procedure's own rules."""
+
+    limits: Limits
+    municipalities: frozenset[str]
+    """Accepted 提出先団体コード; empty accepts any well-formed code."""
+    procedure_settings: Mapping[str, Mapping[str, Any]]
+
+
+class Pipeline:
+    """Takes package bytes in and leaves an application in the store, queued or refused."""
+
+    def __init__(self, *, policy: IntakePolicy, plugins: Plugins, store: Store,
+                 validator: CertificateValidator, clock: Clock = utcnow) -> None:
+        self.policy = policy
+        self.plugins = plugins
+        self.store = store
+        self.validator = validator
+        self.clock = clock
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], plugins: Plugins, store: Store,
+                    clock: Clock = utcnow) -> Pipeline:
+        anchors = TrustAnchors.load(config["TRUST_ANCHORS"])
+        policy = IntakePolicy(
+            limits=limits_from(config),
+            municipalities=frozenset(config["MUNICIPALITIES"]),
+            procedure_settings=config["PROCEDURES"],
+        )
+        validator = CertificateValidator(anchors, allow_test_roots=bool(config["ALLOW_TEST_ROOTS"]))
+        return cls(policy=policy, plugins=plugins, store=store, validator=validator, clock=clock)
+
+    # ------------------------------------------------------------------ intake
+
+    def intake(self, data: bytes, *, source: str) -> Receipt:
+        """Store, verify, validate and queue one package.
+
+        :returns: The receipt (``replay`` set when the same package came before).
+        :raises GatewayError: when the package is refused; it is recorded all the same.
+        """
+        received_at = self.clock()
+        try:
+            raw = read_package(data, self.policy.limits)
+            arrival_number = peek_arrival_number(raw.members)
+        except GatewayError as err:
+            self.store.record_unreadable(package=data, source=source, error_code=err.code,
+                                         detail=err.detail, received_at=received_at)
+            raise
+        if arrival_number is None:
+            err = _unreadable_manifest()
+            self.store.record_unreadable(package=data, source=source, error_code=err.code,
+                                         detail=err.detail, received_at=received_at)
+            raise err
+
+        arrival = self.store.record_arrival(arrival_number=arrival_number, package=data,
+                                            received_at=received_at, source=source)
+        app = arrival.application
+        if arrival.replay:
+            return Receipt(app.arrival_number, app.state, app.procedure_code or "",
+                           app.received_at, replay=True, flags=tuple(app.flags or ()))
+        self._notify(app.arrival_number, None, "received", "system", f"受信 ({source})")
+        return self._process(app.id, app.arrival_number, raw, received_at)
+
+    def _process(self, app_id: int, arrival_number: str, raw: RawPackage, received_at: dt.datetime) -> Receipt:
+        try:
+            verified = self.verify(raw, arrival_time=received_at)
+        except RevocationUnknown as err:
+            self._move(app_id, arrival_number, "verification_deferred", reason=err.code,
+                       error_code=err.code, error_detail=err.detail)
+            return Receipt(arrival_number, "verification_deferred", "", received_at)
+        except GatewayError as err:
+            self._refuse(app_id, arrival_number, err)
+            raise
+        manifest = verified.manifest
+        try:
+            procedure = self.procedure_for(verified)
+            self._move(app_id, arrival_number, "verified", reason="署名・証明書を検証しました",
+                       verified=verified, procedure=procedure)
+            context = self.validate(verified, procedure)
+        except GatewayError as err:
+            self._refuse(app_id, arrival_number, err)
+            raise
+        self._move(app_id, arrival_number, "validated", reason="様式・業務ルールを検証しました")
+        record = procedure.transform(context)
+        channel = self.plugins.route_delivery(procedure, manifest)
+        self.store.queue_delivery(app_id, record=record, channel=channel,
+                                  plugin=procedure.code, plugin_version=procedure.plugin_version,
+                                  actor=f"plugin:{procedure.code}")
+        self._notify(arrival_number, "validated", "queued", f"plugin:{procedure.code}",
+                     f"{procedure.target} 形式に変換し {channel} で連携待ち")
+        return Receipt(arrival_number, "queued", procedure.code, received_at, flags=verified.flags)
+
+    # ------------------------------------------------------------------ steps (also used by `gateway verify`)
+
+    def verify(self, raw: RawPackage, *, arrival_time: dt.datetime) -> VerifiedPackage:
+        """Signature, certificate and manifest checks; only what the signature covers comes back."""
+        return verify_package(raw, limits=self.policy.limits, validator=self.validator,
+                              signature_policy_for=self.signature_policy_for, arrival_time=arrival_time)
+
+    def procedure_for(self, verified: VerifiedPackage) -> Procedure:
+        manifest = verified.manifest
+        self._check_municipality(manifest.municipality_code)
+        return self.plugins.procedure(manifest.procedure_code, manifest.form_version)
+
+    def validate(self, verified: VerifiedPackage, procedure: Procedure) -> FormContext:
+        """Form schema, the procedure's rules and plugins' added checks; raises on any problem."""
+        form = parse_xml(verified.form_xml, what=verified.manifest.form_filename)
+        validate_form(procedure, verified.form_xml, form)
+        context = FormContext(package=verified, form=form,
+                              settings=self.policy.procedure_settings.get(procedure.code, {}))
+        problems = [*self.plugins.check_package(verified, procedure), *run_checks(procedure, context),
+                    *self.plugins.check_form(context, procedure)]
+        if problems:
+            raise RuleError(f"{len(problems)} 件の誤りがあります", problems=problems)
+        return context
+
+    # ------------------------------------------------------------------ policy
+
+    def signature_policy_for(self, procedure_code: str) -> SignaturePolicy:
+        """The procedure's own policy, as a municipality tightened or relaxed it in config."""
+        versions = [p for (code, _), p in self.plugins.procedures.items() if code == procedure_code]
+        base = versions[-1].signature_policy if versions else SignaturePolicy()
+        overrides = self.policy.procedure_settings.get(procedure_code, {})
+        if "UNSIGNED_ALLOWED" in overrides:
+            base = replace(base, unsigned_allowed=bool(overrides["UNSIGNED_ALLOWED"]))
+        if "MAX_SIGNATURES" in overrides:
+            base = replace(base, max_signatures=int(overrides["MAX_SIGNATURES"]))
+        return base
+
+    def _check_municipality(self, code: str) -> None:
+        if self.policy.municipalities and code not in self.policy.municipalities:
+            raise MunicipalityError(f"提出先団体コード {code} はこのゲートウェイの受付対象ではありません")
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _move(self, app_id: int, arrival_number: str, state: str, *, reason: str,
+              verified: VerifiedPackage | None = None, procedure: Procedure | None = None,
+              **fields: Any) -> None:
+        if verified is not None:
+            fields.update(_verified_fields(verified, procedure))
+        old = self.store.transition(app_id, state, actor="system", reason=reason, **fields)
+        self._notify(arrival_number, old, state, "system", reason)
+
+    def _refuse(self, app_id: int, arrival_number: str, err: GatewayError) -> None:
+        old = self.store.refuse(app_id, error_code=err.code, detail=err.detail,
+                                problems=[p.as_dict() for p in err.problems], actor="system")
+        self._notify(arrival_number, old, "refused", "system", err.code)
+
+    def _notify(self, arrival_number: str, old: str | None, new: str, actor: str, reason: str) -> None:
+        log.info("application %s: %s -> %s (%s)", arrival_number, old, new, reason)
+        self.plugins.state_changed(arrival_number, old, new, actor, reason)
+
+
+def _verified_fields(verified: VerifiedPackage, procedure: Procedure | None) -> dict[str, Any]:
+    m = verified.manifest
+    signer = verified.signer
+    return {
+        "procedure_code": m.procedure_code,
+        "procedure_version": m.form_version,
+        "municipality_code": m.municipality_code,
+        "application_kind": m.application_kind,
+        "original_arrival_number": m.original_arrival_number or None,
+        "applied_at": m.applied_at,
+        "verified_at": utcnow(),
+        "flags": list(verified.flags),
+        "evidence": dict(verified.evidence),
+        "signer": None if signer is None else {
+            "serial": format(signer.serial_number, "x"), "issuer": signer.issuer,
+            "subject": signer.subject, "anchor": signer.anchor_fingerprint,
+            "test_root": signer.test_root,
+        },
+        "plugin_version": procedure.plugin_version if procedure else None,
+    }
+
+
+def _unreadable_manifest() -> GatewayError:
+    from gateway.errors import PackageError
+
+    return PackageError("kousei.xml から到達番号を読み取れません", code="package-manifest-invalid")

@@ -1,0 +1,89 @@
+"""``gateway verify``: run the checks of the intake on one package, store nothing, explain all."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.archive import read_package
+from gateway.errors import GatewayError
+from gateway.pipeline import Pipeline, utcnow
+
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    ok: bool
+    lines: tuple[str, ...] = ()
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    steps: tuple[Step, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+    def render(self) -> str:
+        out = []
+        for step in self.steps:
+            mark = "OK " if step.ok else "NG "
+            out.append(f"[{mark}] {step.label}" + (f"  ({step.code})" if step.code else ""))
+            out.extend(f"       {line}" for line in step.lines)
+        out.append("結果: " + ("受付可能" if self.ok else "受付不可"))
+        return "\n".join(out)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "steps": [
+            {"label": s.label, "ok": s.ok, "code": s.code, "lines": list(s.lines)} for s in self.steps]}
+
+
+def inspect_package(pipeline: Pipeline, data: bytes, *, at: dt.datetime | None = None) -> Report:
+    """Check ``data`` as the intake would at ``at`` (default: now) and describe each step."""
+    steps: list[Step] = []
+    try:
+        raw = read_package(data, pipeline.policy.limits)
+        steps.append(Step("パッケージ (ZIP)", True, tuple(
+            f"{name}  {len(body):,} バイト" for name, body in raw.members.items())))
+        verified = pipeline.verify(raw, arrival_time=at or utcnow())
+        steps.append(_signature_step(verified))
+        steps.append(_certificate_step(verified))
+        m = verified.manifest
+        steps.append(Step("構成情報 (署名対象)", True, (
+            f"到達番号 {m.arrival_number} / 手続 {m.procedure_code} v{m.form_version} / 提出先 {m.municipality_code}",
+            f"申請種別 {m.application_kind} / 申請日時 {m.applied_at.isoformat() if m.applied_at else '-'}",
+            f"申請書 {m.form_filename} / 添付 {', '.join(a.filename for a in m.attachments) or 'なし'}",
+        )))
+        procedure = pipeline.procedure_for(verified)
+        pipeline.validate(verified, procedure)
+        steps.append(Step("様式・業務ルール", True, (f"{procedure.title} ({procedure.target} へ連携)",)))
+    except GatewayError as err:
+        lines = [err.detail] + [f"{p.path} (行 {p.line}): {p.message}" for p in err.problems]
+        steps.append(Step(err.title, False, tuple(lines), code=err.code))
+    return Report(tuple(steps))
+
+
+def _signature_step(verified: Any) -> Step:
+    if not verified.signed:
+        return Step("電子署名", True, ("署名なし (手続の方針で許可) — 要本人確認",))
+    ev = verified.evidence.get("signature", {})
+    lines = [f"{k}: {v}" for k, v in ev.items() if not isinstance(v, (dict, list))]
+    return Step("電子署名 (XMLDSig)", True, tuple(lines))
+
+
+def _certificate_step(verified: Any) -> Step:
+    cert = verified.signer
+    if cert is None:
+        return Step("署名用電子証明書", True, ("なし",))
+    lines = (
+        f"発行者 {cert.issuer}",
+        f"主体者 {cert.subject}",
+        f"シリアル番号 {cert.serial_number:x}",
+        f"有効期間 {cert.not_before:%Y-%m-%d} 〜 {cert.not_after:%Y-%m-%d}",
+        f"トラストアンカー SHA-256 {cert.anchor_fingerprint[:16]}…" + (" (テスト用ルート)" if cert.test_root else ""),
+        f"証明書ポリシー {', '.join(cert.policy_oids) or '-'}",
+    )
+    return Step("署名用電子証明書", True, lines)
