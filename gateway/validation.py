@@ -1,0 +1,301 @@
+"""Form and target validation: fast lxml check, precise xmlschema report only on failure.
+
+libxml2 (``lxml.etree.XMLSchema``) validates a 10 KB form in ~0.03 ms against ~2.4 ms for
+xmlschema (``perf-baselines.md``), but its messages are terse. So every form goes through
+lxml, and only a form that fails is validated again by xmlschema to produce located,
+staff-readable :class:`~gateway.errors.Problem` entries.
+
+Threads: an ``XMLSchema`` object carries one error log that every call clears and refills,
+so concurrent calls on one object would mix their logs. Each thread therefore compiles its
+own instance (once per schema file, cached by path). The xmlschema objects of the slow path
+are built once under a lock and are read-only afterwards.
+
+Schemas are read from local files only: the XSD parser resolves no entities, loads no DTD
+and has network access off, and xmlschema is built with ``allow="local"``.
+
+The module also holds the small helpers procedure checks use to report a problem at an
+element (:func:`problem_at`, :func:`element_path`), so plugins need nothing but the public API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+import unicodedata
+from pathlib import Path
+
+import xmlschema
+from elementpath import ElementPathError
+from lxml import etree
+
+from gateway.errors import GatewayError, Problem, SchemaError, StartupError, XmlError
+from gateway.models import FormContext, Procedure, TargetRecord
+from gateway.wareki import Precision, parse_date
+from gateway.xmlsafe import parse_xml
+
+MAX_PROBLEMS = 50
+"""Report at most this many schema problems: enough to correct a form, bounded in cost."""
+
+JST = dt.timezone(dt.timedelta(hours=9), "JST")
+
+_XSD_PARSER_OPTIONS = {"resolve_entities": False, "no_network": True, "load_dtd": False}
+_CLARK = re.compile(r"\{[^{}:]+:[^{}]*\}")  # a namespace URI in Clark notation
+_per_thread = threading.local()
+_detail_lock = threading.Lock()
+_detail_schemas: dict[str, xmlschema.XMLSchemaBase] = {}
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def compiled_schema(path: Path) -> etree.XMLSchema:
+    """This thread's compiled lxml schema for ``path`` (compiled on first use).
+
+    :raises StartupError: the file is missing or is not a valid XSD (a plugin fault).
+    """
+    cache: dict[str, etree.XMLSchema] = _per_thread.__dict__.setdefault("schemas", {})
+    key = str(path)
+    schema = cache.get(key)
+    if schema is None:
+        try:
+            doc = etree.parse(key, etree.XMLParser(**_XSD_PARSER_OPTIONS))
+            schema = etree.XMLSchema(doc)
+        except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+            raise StartupError(f"スキーマを読み込めません: {path}: {exc}", code="startup-schema") from exc
+        cache[key] = schema
+    return schema
+
+
+def _detail_schema(path: Path) -> xmlschema.XMLSchemaBase:
+    key = str(path)
+    with _detail_lock:
+        schema = _detail_schemas.get(key)
+        if schema is None:
+            try:
+                schema = xmlschema.XMLSchema10(key, allow="local", defuse="always")
+            except (OSError, xmlschema.XMLSchemaException) as exc:
+                raise StartupError(f"スキーマを読み込めません: {path}: {exc}", code="startup-schema") from exc
+            _detail_schemas[key] = schema
+    return schema
+
+
+def load_schemas(procedure: Procedure, *, detailed: bool = False) -> None:
+    """Compile a procedure's form and target schemas now, so a broken XSD stops start-up.
+
+    :param detailed: Also build the xmlschema objects of the slow path (~50 ms each; they
+        are otherwise built on the first invalid form).
+    :raises StartupError: ``startup-schema``.
+    """
+    for path in (procedure.form_schema, procedure.target_schema):
+        if path is not None:
+            compiled_schema(path)
+            if detailed:
+                _detail_schema(path)
+
+
+# --------------------------------------------------------------------------- forms
+
+
+def validate_form(procedure: Procedure, form_xml: bytes, root: etree._Element) -> None:
+    """Check the form's namespace and validate it against the procedure's form schema.
+
+    :param form_xml: The signed form bytes (kept for the contract; ``root`` is what is read).
+    :param root: The form's root element, parsed from ``form_xml`` by the hardened parser.
+    :raises SchemaError: ``schema-namespace`` or ``schema-invalid`` with located problems.
+    """
+    namespace = etree.QName(root).namespace
+    if namespace != procedure.form_namespace:
+        raise SchemaError(
+            f"申請書の名前空間が手続 {procedure.code} 版{procedure.version} の様式と一致しません",
+            code="schema-namespace",
+            problems=[Problem(path=element_path(root), line=root.sourceline, code="schema-namespace",
+                              message=f"名前空間 {namespace or '(なし)'} は {procedure.form_namespace} である必要があります")])
+    schema = compiled_schema(procedure.form_schema)
+    if schema.validate(root.getroottree()):
+        return
+    problems = schema_problems(procedure.form_schema, root, schema)
+    raise SchemaError(f"申請書が様式に適合しません（{len(problems)}件）", problems=problems)
+
+
+def run_checks(procedure: Procedure, context: FormContext) -> list[Problem]:
+    """Run the procedure's own business-rule checks, in order, and collect their problems.
+
+    A check that raises is a plugin bug and is not swallowed.
+    """
+    return [problem for check in procedure.checks for problem in check(context) or ()]
+
+
+def validate_target(record: TargetRecord) -> None:
+    """Validate a transformed record against its target schema (tests, strict mode).
+
+    :raises GatewayError: ``schema-target-invalid`` (status 500: the transform is at fault,
+        not the resident).
+    """
+    if record.schema is None:
+        return
+    try:
+        root = parse_xml(record.content, what=record.filename)
+    except XmlError as exc:
+        raise GatewayError(f"変換結果が整形式のXMLではありません: {exc.detail}", code="schema-target-invalid") from exc
+    schema = compiled_schema(record.schema)
+    if not schema.validate(root.getroottree()):
+        problems = schema_problems(record.schema, root, schema)
+        raise GatewayError(f"変換結果が連携先 {record.target} の形式に適合しません（{len(problems)}件）",
+                           code="schema-target-invalid", problems=problems)
+
+
+def schema_problems(path: Path, root: etree._Element, fast: etree.XMLSchema | None = None) -> list[Problem]:
+    """Located problems for a document that failed ``path`` (the slow, precise pass)."""
+    problems: list[Problem] = []
+    detail = _detail_schema(path)
+    for error in detail.iter_errors(root):
+        problems.append(_problem_from(error, detail))
+        if len(problems) >= MAX_PROBLEMS:
+            break
+    if not problems and fast is not None:
+        # The engines disagree (rare): fall back on libxml2's own messages rather than none.
+        problems = [Problem(path=e.path, line=e.line, code="schema-invalid",
+                            message=f"様式に適合しません: {e.message}") for e in fast.error_log]
+    return problems[:MAX_PROBLEMS]
+
+
+def _problem_from(error: xmlschema.XMLSchemaValidationError, schema: xmlschema.XMLSchemaBase) -> Problem:
+    elem = error.elem if isinstance(error.elem, etree._Element) else None
+    if elem is None:
+        return Problem(path=error.path or "/", line=None, code="schema-invalid",
+                       message=f"様式に適合しません: {error.reason or error.message}")
+    path, line = element_path(elem), elem.sourceline
+    what = _describe(error, elem, schema)
+    if isinstance(error, xmlschema.XMLSchemaChildrenValidationError):
+        expected = [_local(t) for t in error.expected_tags]
+        child = error.invalid_child
+        if child is not None:
+            path, line = element_path(child), child.sourceline
+        elif len(expected) == 1:
+            path = f"{path}/{expected[0]}"
+    reason = _CLARK.sub("", error.reason or "")  # '{urn:…}性別' reads better as '性別'
+    return Problem(path=path, line=line, code="schema-invalid",
+                   message=f"様式に適合しません: {path}: {what}（{reason}）")
+
+
+def _describe(error: xmlschema.XMLSchemaValidationError, elem: etree._Element,
+              schema: xmlschema.XMLSchemaBase) -> str:
+    """A Japanese summary of the failure; xmlschema's English reason follows it."""
+    name = etree.QName(elem).localname
+    if isinstance(error, xmlschema.XMLSchemaChildrenValidationError):
+        expected = "、".join(_local(t) for t in error.expected_tags)
+        if error.invalid_tag is None:
+            return f"{name} に必要な項目 {expected} がありません" if expected else f"{name} の項目が不足しています"
+        bad = _local(error.invalid_tag)
+        return (f"{bad} はこの位置に記入できません（{expected} が必要です）" if expected
+                else f"{bad} はこの位置に記入できません")
+    primitives = _declared_primitives(schema, elem)
+    if "date" in primitives:
+        example = "2026-11-28 または 令和8年11月28日" if "string" in primitives else "2026-11-28"
+        return f"{name} は日付を {example} の形で記入してください"
+    if primitives == {"boolean"}:
+        return f"{name} は true または false で記入してください"
+    kind = type(error.validator).__name__
+    if "Enumeration" in kind:
+        choices = "、".join(str(v) for v in getattr(error.validator, "enumeration", ()))
+        return f"{name} は次のいずれかです: {choices}"
+    if "Pattern" in kind:
+        return f"{name} の書き方が正しくありません"
+    if "Length" in kind:
+        return f"{name} の文字数が正しくありません"
+    return f"{name} の値が正しくありません"
+
+
+def _declared_primitives(schema: xmlschema.XMLSchemaBase, elem: etree._Element) -> set[str]:
+    """Primitive types behind the element's declared simple type (a union has several).
+
+    A union reports only its last member's failure (e.g. the 和暦 pattern for ``1988-13-15``),
+    so the message is chosen from the declaration instead. Best effort: empty when unknown.
+    """
+    tags = [node.tag for node in elem.iterancestors()][::-1] + [elem.tag]
+    try:
+        declaration = schema.find("/" + "/".join(tags))
+    except (ElementPathError, LookupError, ValueError):
+        return set()
+    xsd_type = getattr(declaration, "type", None)
+    if xsd_type is None:
+        return set()
+    members = xsd_type.member_types if xsd_type.is_union() else [xsd_type]
+    return {m.primitive_type.local_name for m in members if getattr(m, "primitive_type", None) is not None}
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1].split(":", 1)[-1]
+
+
+# --------------------------------------------------------------------------- helpers for checks
+
+
+def element_path(elem: etree._Element) -> str:
+    """Readable location: local names, ``[n]`` (1-based) only where a name repeats.
+
+    E.g. ``/認定請求書/児童[2]/個人番号``.
+    """
+    steps: list[str] = []
+    node: etree._Element | None = elem
+    while node is not None:
+        name = etree.QName(node).localname
+        parent = node.getparent()
+        if parent is not None:
+            same = [s for s in parent if s.tag == node.tag]
+            if len(same) > 1:
+                name = f"{name}[{same.index(node) + 1}]"
+        steps.append(name)
+        node = parent
+    return "/" + "/".join(reversed(steps))
+
+
+def problem_at(elem: etree._Element, message: str, code: str) -> Problem:
+    """A problem located at ``elem`` (its path and source line)."""
+    return Problem(path=element_path(elem), line=elem.sourceline, message=message, code=code)
+
+
+def reference_date(context: FormContext) -> dt.date:
+    """The day rules judge "today" by: the application's 申請日時 in JST, else today in JST."""
+    applied = context.package.manifest.applied_at
+    if applied is not None:
+        return (applied if applied.tzinfo else applied.replace(tzinfo=JST)).astimezone(JST).date()
+    return dt.datetime.now(JST).date()
+
+
+def has_attachment(context: FormContext, *keywords: str) -> bool:
+    """Whether an attachment's 添付書類名称 contains every keyword (NFKC-normalised).
+
+    Titles vary between portals (``健康保険の資格確認書類`` / ``健康保険の資格を確認できる書類``),
+    so rules match on keywords rather than one exact title.
+    """
+    wanted = [unicodedata.normalize("NFKC", k) for k in keywords]
+    for attachment in context.package.manifest.attachments:
+        title = unicodedata.normalize("NFKC", attachment.title)
+        if all(k in title for k in wanted):
+            return True
+    return False
+
+
+def date_problem(elem: etree._Element, *, today: dt.date, register_form: bool = False) -> Problem | None:
+    """Check a date item (Western or 和暦): a real day, within its era, not after ``today``.
+
+    :param register_form: The date is as the resident register records it (birth dates):
+        unknown, partial, lunar and non-calendar dates are then accepted, because the public
+        record may legitimately hold them; only out-of-era and unreadable text are refused.
+    """
+    parsed = parse_date(elem.text or "")
+    name = etree.QName(elem).localname
+    shown = parsed.original.strip()
+    if parsed.precision is Precision.OUT_OF_ERA:
+        return problem_at(elem, f"{name}「{shown}」はその元号の期間外の日付です"
+                                f"（例: 平成31年5月1日は令和元年5月1日と書きます）", "rule-date-era")
+    if parsed.precision is Precision.UNRECOGNISED or (
+            not register_form and parsed.precision in (Precision.NOT_A_DATE, Precision.LUNAR)):
+        return problem_at(elem, f"{name}「{shown}」は暦にない日付です", "rule-date-invalid")
+    if not register_form and not parsed.exact:
+        return problem_at(elem, f"{name} は年月日まで記入してください", "rule-date-incomplete")
+    if (parsed.value and parsed.value > today) or (not parsed.value and parsed.year and parsed.year > today.year):
+        return problem_at(elem, f"{name}「{shown}」が未来の日付です", "rule-date-future")
+    return None

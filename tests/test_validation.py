@@ -1,0 +1,312 @@
+"""Form and target validation: fast path, located problems on failure, helpers for checks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from gateway.errors import GatewayError, Problem, SchemaError, StartupError
+from gateway.models import (
+    Applicant,
+    AttachmentInfo,
+    FormContext,
+    Manifest,
+    Procedure,
+    TargetRecord,
+    VerifiedPackage,
+)
+from gateway.validation import (
+    MAX_PROBLEMS,
+    compiled_schema,
+    date_problem,
+    element_path,
+    has_attachment,
+    load_schemas,
+    problem_at,
+    reference_date,
+    run_checks,
+    validate_form,
+    validate_target,
+)
+from gateway.xmlsafe import parse_xml
+
+NS = "urn:test:form:1"
+XSD = f"""<?xml version="1.0" encoding="UTF-8"?>
+<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns="{NS}" targetNamespace="{NS}"
+           elementFormDefault="qualified">
+  <xs:element name="申請書">
+    <xs:complexType>
+      <xs:sequence>
+        <xs:element name="氏名" type="xs:string"/>
+        <xs:element name="フリガナ">
+          <xs:simpleType>
+            <xs:restriction base="xs:string"><xs:pattern value="[\\p{{IsKatakana}}&#x3000;]+"/></xs:restriction>
+          </xs:simpleType>
+        </xs:element>
+        <xs:element name="性別">
+          <xs:simpleType>
+            <xs:restriction base="xs:string">
+              <xs:enumeration value="男"/><xs:enumeration value="女"/>
+            </xs:restriction>
+          </xs:simpleType>
+        </xs:element>
+        <xs:element name="児童" maxOccurs="unbounded">
+          <xs:complexType>
+            <xs:sequence>
+              <xs:element name="生年月日" type="xs:date"/>
+              <xs:element name="個人番号" type="xs:string"/>
+            </xs:sequence>
+          </xs:complexType>
+        </xs:element>
+        <xs:element name="同意" type="xs:boolean"/>
+      </xs:sequence>
+    </xs:complexType>
+  </xs:element>
+</xs:schema>
+"""
+
+VALID = f"""<?xml version="1.0" encoding="UTF-8"?>
+<申請書 xmlns="{NS}">
+  <氏名>見本　太郎</氏名>
+  <フリガナ>ミホン　タロウ</フリガナ>
+  <性別>男</性別>
+  <児童><生年月日>2015-06-01</生年月日><個人番号>123456789018</個人番号></児童>
+  <児童><生年月日>2016-07-01</生年月日><個人番号>234567890121</個人番号></児童>
+  <同意>true</同意>
+</申請書>
+"""
+
+
+@pytest.fixture(scope="module")
+def procedure(tmp_path_factory: pytest.TempPathFactory) -> Procedure:
+    path = tmp_path_factory.mktemp("xsd") / "test-01.xsd"
+    path.write_text(XSD, encoding="utf-8")
+    return Procedure(code="test-01", version="1", title="試験", target="test", form_namespace=NS,
+                     form_schema=path, transform=lambda context: None)  # type: ignore[arg-type,return-value]
+
+
+def form(text: str) -> etree._Element:
+    return parse_xml(text.encode("utf-8"), what="test-01.xml")
+
+
+def problems_of(procedure: Procedure, text: str) -> list[Problem]:
+    with pytest.raises(SchemaError) as caught:
+        validate_form(procedure, text.encode("utf-8"), form(text))
+    assert caught.value.code == "schema-invalid" and caught.value.status == 422
+    return list(caught.value.problems)
+
+
+def context(*, attachments: tuple[str, ...] = (), applied_at: dt.datetime | None = None,
+            xml: str = VALID) -> FormContext:
+    manifest = Manifest(
+        arrival_number="202611280000012345", procedure_code="test-01", municipality_code="131016",
+        application_kind="新規申請", original_arrival_number="", applied_at=applied_at,
+        applicant=Applicant(name="見本　太郎"), form_id="test-01", form_version="1",
+        form_filename="test-01.xml",
+        attachments=tuple(AttachmentInfo(title, f"a{i}.pdf", "application/pdf") for i, title in enumerate(attachments)))
+    return FormContext(package=VerifiedPackage(manifest=manifest, form_xml=xml.encode()), form=form(xml))
+
+
+# --------------------------------------------------------------------------- forms
+
+
+def test_valid_form_passes(procedure: Procedure) -> None:
+    validate_form(procedure, VALID.encode(), form(VALID))
+
+
+def test_wrong_namespace_is_its_own_error(procedure: Procedure) -> None:
+    text = VALID.replace(NS, "urn:test:form:2")
+    with pytest.raises(SchemaError) as caught:
+        validate_form(procedure, text.encode(), form(text))
+    err = caught.value
+    assert err.code == "schema-namespace"
+    assert [(p.path, p.line, p.code) for p in err.problems] == [("/申請書", 2, "schema-namespace")]
+    assert "urn:test:form:1" in err.problems[0].message
+
+
+def test_pattern_error_is_located_with_path_and_line(procedure: Procedure) -> None:
+    (problem,) = problems_of(procedure, VALID.replace("ミホン　タロウ", "みほん　たろう"))
+    assert problem.path == "/申請書/フリガナ" and problem.line == 4
+    assert problem.code == "schema-invalid"
+    assert problem.message.startswith("様式に適合しません: /申請書/フリガナ: フリガナ の書き方が正しくありません")
+    assert "pattern" in problem.message  # xmlschema's own reason follows
+
+
+def test_repeated_elements_get_an_index(procedure: Procedure) -> None:
+    (problem,) = problems_of(procedure, VALID.replace("2016-07-01", "2016-07-32"))
+    assert problem.path == "/申請書/児童[2]/生年月日" and problem.line == 7
+
+
+def test_date_and_boolean_errors_say_how_to_write_them(procedure: Procedure) -> None:
+    date_problem_, bool_problem = problems_of(
+        procedure, VALID.replace("2016-07-01", "2016/07/01").replace("<同意>true", "<同意>はい"))
+    assert "生年月日 は日付を 2026-11-28 の形で記入してください" in date_problem_.message
+    assert bool_problem.path == "/申請書/同意" and "true または false" in bool_problem.message
+
+
+def test_enumeration_error_lists_the_choices(procedure: Procedure) -> None:
+    (problem,) = problems_of(procedure, VALID.replace("<性別>男</性別>", "<性別>不明</性別>"))
+    assert problem.path == "/申請書/性別" and "男、女" in problem.message
+
+
+def test_missing_last_item_names_it(procedure: Procedure) -> None:
+    (problem,) = problems_of(procedure, VALID.replace("  <同意>true</同意>\n", ""))
+    assert problem.path == "/申請書/同意" and problem.line == 2
+    assert "必要な項目 同意 がありません" in problem.message and "urn:test" not in problem.message
+
+
+def test_misplaced_item_is_reported_where_it_stands(procedure: Procedure) -> None:
+    (problem,) = problems_of(procedure, VALID.replace("  <性別>男</性別>\n", ""))
+    assert problem.path == "/申請書/児童[1]" and problem.line == 5
+    assert "性別 が必要です" in problem.message
+
+
+def test_several_problems_are_all_reported_and_bounded(procedure: Procedure) -> None:
+    many = "".join(f"<児童><生年月日>2015-13-{i:02d}</生年月日><個人番号>1</個人番号></児童>" for i in range(1, 80))
+    text = VALID.replace("<同意>", many + "<同意>").replace("男</性別>", "X</性別>")
+    problems = problems_of(procedure, text)
+    assert len(problems) == MAX_PROBLEMS
+    assert problems[0].path == "/申請書/性別"
+
+
+def test_schema_is_compiled_once_per_thread(procedure: Procedure) -> None:
+    here = compiled_schema(procedure.form_schema)
+    assert compiled_schema(procedure.form_schema) is here
+    seen: list[etree.XMLSchema] = []
+    thread = threading.Thread(target=lambda: seen.append(compiled_schema(procedure.form_schema)))
+    thread.start()
+    thread.join()
+    assert seen and seen[0] is not here
+
+
+def test_concurrent_validation_keeps_results_apart(procedure: Procedure) -> None:
+    bad = VALID.replace("男</性別>", "X</性別>")
+    results: list[tuple[bool, str]] = []
+    lock = threading.Lock()
+
+    def work(text: str, ok: bool) -> None:
+        for _ in range(50):
+            try:
+                validate_form(procedure, text.encode(), form(text))
+                outcome = (True, "")
+            except SchemaError as err:
+                outcome = (False, err.problems[0].path)
+            with lock:
+                results.append((outcome[0] == ok, outcome[1]))
+
+    threads = [threading.Thread(target=work, args=(t, ok)) for t, ok in ((VALID, True), (bad, False)) * 3]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 300 and all(correct for correct, _ in results)
+    assert {path for _, path in results} == {"", "/申請書/性別"}
+
+
+def test_broken_or_missing_schema_stops_start_up(tmp_path: Path, procedure: Procedure) -> None:
+    broken = tmp_path / "broken.xsd"
+    broken.write_text('<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"><xs:element name="a" type="nope"/></xs:schema>')
+    for path in (broken, tmp_path / "missing.xsd"):
+        with pytest.raises(StartupError) as caught:
+            compiled_schema(path)
+        assert caught.value.code == "startup-schema"
+    load_schemas(procedure, detailed=True)
+
+
+def test_remote_imports_are_not_fetched(tmp_path: Path) -> None:
+    remote = tmp_path / "remote.xsd"
+    remote.write_text(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:o="urn:o" targetNamespace="urn:t">'
+        '<xs:import namespace="urn:o" schemaLocation="http://example.invalid/o.xsd"/>'
+        '<xs:element name="a" type="o:T"/></xs:schema>')
+    with pytest.raises(StartupError):
+        compiled_schema(remote)
+
+
+# --------------------------------------------------------------------------- checks and targets
+
+
+def test_run_checks_collects_every_checks_problems_in_order(procedure: Procedure) -> None:
+    def first(ctx: FormContext):
+        yield problem_at(ctx.form[0], "一", "rule-one")
+
+    def second(ctx: FormContext):
+        return [problem_at(child, "二", "rule-two") for child in ctx.form.iterfind(f"{{{NS}}}児童")]
+
+    def silent(ctx: FormContext):
+        return None
+
+    proc = Procedure(**{**procedure.__dict__, "checks": (first, second, silent)})
+    found = run_checks(proc, context())
+    assert [(p.code, p.path, p.line) for p in found] == [
+        ("rule-one", "/申請書/氏名", 3), ("rule-two", "/申請書/児童[1]", 6), ("rule-two", "/申請書/児童[2]", 7)]
+
+
+def test_validate_target(tmp_path: Path, procedure: Procedure) -> None:
+    record = TargetRecord(content=VALID.encode(), media_type="application/xml", filename="t.xml",
+                          target="test", schema=procedure.form_schema)
+    validate_target(record)
+    validate_target(TargetRecord(content=b"not xml", media_type="text/plain", filename="t", target="t"))
+
+    bad = TargetRecord(content=VALID.replace("男</性別>", "X</性別>").encode(), media_type="application/xml",
+                       filename="t.xml", target="test", schema=procedure.form_schema)
+    with pytest.raises(GatewayError) as caught:
+        validate_target(bad)
+    assert caught.value.code == "schema-target-invalid" and caught.value.status == 500
+    assert [p.path for p in caught.value.problems] == ["/申請書/性別"]
+
+    garbled = TargetRecord(content=b"<a>", media_type="application/xml", filename="t.xml", target="test",
+                           schema=procedure.form_schema)
+    with pytest.raises(GatewayError) as caught:
+        validate_target(garbled)
+    assert caught.value.code == "schema-target-invalid"
+
+
+def test_element_path_indexes_only_repeated_names() -> None:
+    root = form(VALID)
+    children = root.findall(f"{{{NS}}}児童")
+    assert element_path(root) == "/申請書"
+    assert element_path(root[0]) == "/申請書/氏名"
+    assert element_path(children[1][1]) == "/申請書/児童[2]/個人番号"
+
+
+def test_reference_date_is_the_arrival_day_in_japan() -> None:
+    late_utc = dt.datetime(2026, 11, 28, 16, 30, tzinfo=dt.timezone.utc)  # 01:30 JST on the 29th
+    assert reference_date(context(applied_at=late_utc)) == dt.date(2026, 11, 29)
+    assert reference_date(context(applied_at=dt.datetime(2026, 11, 28, 10, 0))) == dt.date(2026, 11, 28)
+
+
+def test_has_attachment_matches_keywords_after_normalisation() -> None:
+    ctx = context(attachments=("健康保険の資格を確認できる書類", "別居監護申立書（様式２）"))
+    assert has_attachment(ctx, "健康保険", "資格")
+    assert has_attachment(ctx, "別居監護申立書")
+    assert not has_attachment(ctx, "医療保険")
+    assert not has_attachment(context(), "別居監護申立書")
+
+
+@pytest.mark.parametrize("text,register,code", [
+    ("2026-11-28", False, None),
+    ("令和8年11月28日", False, None),
+    ("令和8年11月29日", False, "rule-date-future"),
+    ("令和8年2月30日", False, "rule-date-invalid"),
+    ("平成31年5月1日", False, "rule-date-era"),
+    ("令和8年", False, "rule-date-incomplete"),
+    ("年月日不詳", False, "rule-date-incomplete"),
+    ("平成31年5月1日", True, "rule-date-era"),
+    ("昭和20年2月30日", True, None),       # the register may hold it
+    ("年月日不詳", True, None),
+    ("令和○年頃", True, None),
+    ("明治5年1月1日", True, None),
+    ("令和9年", True, "rule-date-future"),
+    ("そのうち", True, "rule-date-invalid"),
+])
+def test_date_problem(text: str, register: bool, code: str | None) -> None:
+    elem = etree.fromstring(f"<生年月日>{text}</生年月日>")
+    problem = date_problem(elem, today=dt.date(2026, 11, 28), register_form=register)
+    assert (problem.code if problem else None) == code
+    if problem:
+        assert problem.path == "/生年月日" and problem.line == 1
