@@ -60,10 +60,11 @@ def configure_pipeline(app: Flask) -> None:
     from gateway.pipeline import Pipeline
     from gateway.store import Store
 
-    store = Store(app.config["DATABASE_URL"])
+    plugins = app.extensions["gateway"]
+    store = Store(app.config["DATABASE_URL"], on_transition=plugins.state_changed)
     store.upgrade()
     app.extensions["gateway.store"] = store
-    app.extensions["gateway.pipeline"] = Pipeline.from_config(app.config, app.extensions["gateway"], store)
+    app.extensions["gateway.pipeline"] = Pipeline.from_config(app.config, plugins, store)
 
 
 def configure_blueprints(app: Flask) -> None:

@@ -18,7 +18,9 @@ from gateway.errors import GatewayError, MunicipalityError, RevocationUnknown, R
 from gateway.manifest import peek_arrival_number
 from gateway.models import FormContext, Limits, Procedure, Receipt, SignaturePolicy, VerifiedPackage
 from gateway.plugins import Plugins
-from gateway.store import Store
+from gateway.store import Store, manifest_fields, signer_summary
+from gateway.store.lifecycle import problems_json
+from gateway.store.views import Step
 from gateway.trust import CertificateValidator, TrustAnchors
 from gateway.validation import run_checks, validate_form
 from gateway.verification import verify_package
@@ -93,36 +95,32 @@ class Pipeline:
         if arrival.replay:
             return Receipt(app.arrival_number, app.state, app.procedure_code or "",
                            app.received_at, replay=True, flags=tuple(app.flags or ()))
-        self._notify(app.arrival_number, None, "received", "system", f"受信 ({source})")
         return self._process(app.id, app.arrival_number, raw, received_at)
 
     def _process(self, app_id: int, arrival_number: str, raw: RawPackage, received_at: dt.datetime) -> Receipt:
         try:
             verified = self.verify(raw, arrival_time=received_at)
         except RevocationUnknown as err:
-            self._move(app_id, arrival_number, "verification_deferred", reason=err.code,
-                       error_code=err.code, error_detail=err.detail)
+            self.store.transition(app_id, "verification_deferred", actor="system", reason=err.code,
+                                  error_code=err.code, error_detail=err.detail)
             return Receipt(arrival_number, "verification_deferred", "", received_at)
         except GatewayError as err:
-            self._refuse(app_id, arrival_number, err)
+            self.store.refuse(app_id, err.code, err.detail, err.problems)
             raise
-        manifest = verified.manifest
+        verified_step = Step("verified", "署名・証明書を検証しました", _verified_fields(verified))
         try:
             procedure = self.procedure_for(verified)
-            self._move(app_id, arrival_number, "verified", reason="署名・証明書を検証しました",
-                       verified=verified, procedure=procedure)
             context = self.validate(verified, procedure)
         except GatewayError as err:
-            self._refuse(app_id, arrival_number, err)
+            self.store.advance(app_id, [verified_step, _refusal_step(err)], actor="system")
             raise
-        self._move(app_id, arrival_number, "validated", reason="様式・業務ルールを検証しました")
         record = procedure.transform(context)
-        channel = self.plugins.route_delivery(procedure, manifest)
-        self.store.queue_delivery(app_id, record=record, channel=channel,
-                                  plugin=procedure.code, plugin_version=procedure.plugin_version,
-                                  actor=f"plugin:{procedure.code}")
-        self._notify(arrival_number, "validated", "queued", f"plugin:{procedure.code}",
-                     f"{procedure.target} 形式に変換し {channel} で連携待ち")
+        channel = self.plugins.route_delivery(procedure, verified.manifest)
+        # Verified, validated and queued become durable in one commit after the arrival's.
+        self.store.queue_delivery(
+            app_id, record=record, channel=channel, plugin=procedure.code,
+            plugin_version=procedure.plugin_version, actor=f"plugin:{procedure.code}",
+            steps_before=[verified_step, Step("validated", "様式・業務ルールを検証しました")])
         return Receipt(arrival_number, "queued", procedure.code, received_at, flags=verified.flags)
 
     # ------------------------------------------------------------------ steps (also used by `gateway verify`)
@@ -166,46 +164,21 @@ class Pipeline:
         if self.policy.municipalities and code not in self.policy.municipalities:
             raise MunicipalityError(f"提出先団体コード {code} はこのゲートウェイの受付対象ではありません")
 
-    # ------------------------------------------------------------------ bookkeeping
 
-    def _move(self, app_id: int, arrival_number: str, state: str, *, reason: str,
-              verified: VerifiedPackage | None = None, procedure: Procedure | None = None,
-              **fields: Any) -> None:
-        if verified is not None:
-            fields.update(_verified_fields(verified, procedure))
-        old = self.store.transition(app_id, state, actor="system", reason=reason, **fields)
-        self._notify(arrival_number, old, state, "system", reason)
-
-    def _refuse(self, app_id: int, arrival_number: str, err: GatewayError) -> None:
-        old = self.store.refuse(app_id, error_code=err.code, detail=err.detail,
-                                problems=[p.as_dict() for p in err.problems], actor="system")
-        self._notify(arrival_number, old, "refused", "system", err.code)
-
-    def _notify(self, arrival_number: str, old: str | None, new: str, actor: str, reason: str) -> None:
-        log.info("application %s: %s -> %s (%s)", arrival_number, old, new, reason)
-        self.plugins.state_changed(arrival_number, old, new, actor, reason)
-
-
-def _verified_fields(verified: VerifiedPackage, procedure: Procedure | None) -> dict[str, Any]:
-    m = verified.manifest
-    signer = verified.signer
+def _verified_fields(verified: VerifiedPackage) -> dict[str, Any]:
+    """Application columns set on verification: only what the signature covered."""
     return {
-        "procedure_code": m.procedure_code,
-        "procedure_version": m.form_version,
-        "municipality_code": m.municipality_code,
-        "application_kind": m.application_kind,
-        "original_arrival_number": m.original_arrival_number or None,
-        "applied_at": m.applied_at,
+        **manifest_fields(verified.manifest),
         "verified_at": utcnow(),
         "flags": list(verified.flags),
         "evidence": dict(verified.evidence),
-        "signer": None if signer is None else {
-            "serial": format(signer.serial_number, "x"), "issuer": signer.issuer,
-            "subject": signer.subject, "anchor": signer.anchor_fingerprint,
-            "test_root": signer.test_root,
-        },
-        "plugin_version": procedure.plugin_version if procedure else None,
+        "signer": signer_summary(verified.signer),
     }
+
+
+def _refusal_step(err: GatewayError) -> Step:
+    return Step("refused", err.code, {"error_code": err.code, "error_detail": err.detail,
+                                       "problems": problems_json(err.problems)})
 
 
 def _unreadable_manifest() -> GatewayError:
