@@ -1,0 +1,316 @@
+"""The gateway's durable store: packages, applications, their history and the delivery outbox.
+
+One :class:`Store` per process; it is safe to share between threads (one engine, one
+connection per operation). Every method runs in its own transaction and returns frozen
+snapshots (:mod:`gateway.store.views`), never live database objects. Transition listeners
+are called after the commit, so they never see a change that could still roll back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from gateway.errors import Conflict, NotFound, Problem
+from gateway.models import DeliveryReceipt, TargetRecord
+from gateway.states import State
+from gateway.store import engine as engines
+from gateway.store import outbox as outbox_ops
+from gateway.store import queries
+from gateway.store.lifecycle import apply_transition, lock_application, new_id, problems_json, record_transition
+from gateway.store.schema import applications, blobs, outbox, records, refusals_audit
+from gateway.store.views import (
+    Application,
+    ApplicationView,
+    ArrivalResult,
+    OutboxItem,
+    Refusal,
+    Step,
+    Transition,
+    application_from_row,
+)
+
+log = logging.getLogger(__name__)
+TransitionListener = Callable[[str, str | None, str, str, str], None]
+"""Called as ``(arrival_number, old_state, new_state, actor, reason)``, like the
+``application_state_changed`` hook (so ``Plugins.state_changed`` fits)."""
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Store:
+    """Durable storage on SQLite or PostgreSQL (``url`` as SQLAlchemy spells it)."""
+
+    def __init__(self, url: str, *, on_transition: TransitionListener | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.url = url
+        self.engine = engines.make_engine(url)
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert_blob = insert(blobs).on_conflict_do_nothing(index_elements=["sha256"])
+        self.on_transition = on_transition
+        self.clock = clock
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Create or migrate the schema (``alembic upgrade head``, run from code)."""
+        engines.upgrade(self.engine, revision)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ blobs
+
+    def put_blob(self, data: bytes) -> str:
+        """Store ``data`` under its SHA-256 (hex) and return it; storing it again is a no-op."""
+        with self._writing() as conn:
+            return self._put_blob(conn, data, self.clock())
+
+    def get_blob(self, sha256: str) -> bytes:
+        with self._reading() as conn:
+            data = conn.execute(sa.select(blobs.c.data).where(blobs.c.sha256 == sha256)).scalar()
+        if data is None:
+            raise NotFound(f"保存データ {sha256[:16]}… が見つかりません")
+        return bytes(data)
+
+    # ------------------------------------------------------------------ intake
+
+    def record_arrival(self, *, arrival_number: str, package: bytes, source: str,
+                       received_at: dt.datetime | None = None, actor: str = "system") -> ArrivalResult:
+        """Store the exact package and its application in state ``received``, in one commit.
+
+        The same bytes under a live 到達番号 return that application with ``replay=True``;
+        different bytes raise :class:`~gateway.errors.Conflict` (the refused bytes are audited).
+        """
+        if not arrival_number:
+            raise ValueError("no 到達番号: use record_unreadable() for packages without one")
+        at = received_at or self.clock()
+        if at.tzinfo is None:
+            raise ValueError("received_at must be timezone-aware")
+        at = at.astimezone(dt.UTC)  # as the database gives it back
+        for _ in range(3):
+            try:
+                return self._record_arrival(arrival_number, package, source, at, actor)
+            except sa.exc.IntegrityError:
+                # A concurrent identical post won the race for the live 到達番号 (PostgreSQL;
+                # SQLite serialises writers). Read again: it is now a replay or a conflict.
+                log.info("concurrent arrival of %s; reading it again", arrival_number)
+        raise RuntimeError(f"could not record the arrival of {arrival_number}")
+
+    def _record_arrival(self, arrival_number: str, package: bytes, source: str,
+                        at: dt.datetime, actor: str) -> ArrivalResult:
+        conflict = False
+        with self._writing() as conn:
+            sha = self._put_blob(conn, package, at)
+            live = conn.execute(queries.LIVE_BY_NUMBER, {"number": arrival_number}).mappings().first()
+            if live is not None and live["package_sha256"] == sha:
+                return ArrivalResult(application_from_row(live), replay=True)
+            if live is not None:
+                conflict = True
+                self._audit_refusal(conn, sha, len(package), source, "conflict",
+                                    f"到達番号 {arrival_number} は別の内容で受理済み", at)
+            else:
+                app_id = new_id(conn.execute(applications.insert(), {
+                    "arrival_number": arrival_number, "package_sha256": sha, "live": True,
+                    "state": State.RECEIVED.value, "flags": [], "received_at": at, "source": source,
+                    "updated_at": at}))
+                made = record_transition(conn, app_id, arrival_number, None, State.RECEIVED,
+                                         actor=actor, reason=f"受信 ({source})", at=at)
+                # Built from what was just written (no re-read: this is the hot path).
+                app = Application(id=app_id, arrival_number=arrival_number, package_sha256=sha,
+                                  state=State.RECEIVED, live=True, received_at=at, updated_at=at,
+                                  source=source)
+        if conflict:  # raised after the commit, so the conflicting bytes stay on record
+            raise Conflict(f"到達番号 {arrival_number} は別の内容の申請パッケージで既に受理されています",
+                           arrival_number=arrival_number)
+        self._announce([made])
+        return ArrivalResult(app, replay=False)
+
+    def record_unreadable(self, package: bytes, *, source: str, error_code: str, detail: str,
+                          received_at: dt.datetime | None = None) -> Refusal:
+        """Audit a package refused before any 到達番号 could be read (it is never delivered)."""
+        at = received_at or self.clock()
+        with self._writing() as conn:
+            sha = self._put_blob(conn, package, at)
+            refusal_id = self._audit_refusal(conn, sha, len(package), source, error_code, detail, at)
+        return Refusal(id=refusal_id, package_sha256=sha, size=len(package), at=at, source=source,
+                       error_code=error_code, error_detail=detail)
+
+    # ------------------------------------------------------------------ state changes
+
+    def transition(self, app_id: int, to_state: State | str, *, actor: str, reason: str,
+                   at: dt.datetime | None = None, **fields: Any) -> Application:
+        """Move an application to ``to_state`` and set ``fields`` (see ``UPDATABLE_FIELDS``).
+
+        Raises :class:`~gateway.states.IllegalTransition` when the lifecycle forbids the move.
+        """
+        return self.advance(app_id, [Step(to_state, reason, fields)], actor=actor, at=at)
+
+    def advance(self, app_id: int, steps: Sequence[Step], *, actor: str,
+                at: dt.datetime | None = None) -> Application:
+        """Make several transitions (each checked and recorded) in one commit, e.g.
+        received → verified → validated once the pipeline has passed both."""
+        at = at or self.clock()
+        with self._writing() as conn:
+            made = self._steps(conn, app_id, steps, actor, at)
+            app = queries.application_by_id(conn, app_id)
+        self._announce(made)
+        return app
+
+    def refuse(self, app_id: int, error_code: str, detail: str,
+               problems: Iterable[Problem | Mapping[str, Any]] = (), *, actor: str = "system",
+               at: dt.datetime | None = None) -> Application:
+        """Refuse an application: recorded for audit, never delivered, its 到達番号 freed."""
+        return self.transition(app_id, State.REFUSED, actor=actor, reason=error_code, at=at,
+                               error_code=error_code, error_detail=detail, problems=problems_json(problems))
+
+    def queue_delivery(self, app_id: int, *, record: TargetRecord, channel: str, plugin: str,
+                       plugin_version: str, actor: str = "system",
+                       options: Mapping[str, Any] | None = None, steps_before: Sequence[Step] = (),
+                       at: dt.datetime | None = None) -> Application:
+        """Store the target record and its outbox entry and move validated → queued, in one commit.
+
+        ``steps_before`` are made first in the same commit (e.g. → verified → validated), so a
+        package that passed everything costs one commit after its arrival.
+        """
+        at = at or self.clock()
+        with self._writing() as conn:
+            made = self._steps(conn, app_id, [*steps_before, Step(
+                State.QUEUED, f"{plugin} {plugin_version} で変換、{channel} で連携予定",
+                {"plugin_version": plugin_version})], actor, at)
+            sha = self._put_blob(conn, record.content, at)
+            record_id = new_id(conn.execute(records.insert(), {
+                "application_id": app_id, "target": record.target, "media_type": record.media_type,
+                "filename": record.filename, "content_sha256": sha, "plugin": plugin,
+                "plugin_version": plugin_version, "created_at": at}))
+            outbox_ops.add(conn, app_id, record_id, channel, options or {}, at)
+            snapshot = queries.application_by_id(conn, app_id)
+        self._announce(made)
+        return snapshot
+
+    def requeue(self, app_id: int, *, actor: str, reason: str, channel: str | None = None,
+                options: Mapping[str, Any] | None = None, at: dt.datetime | None = None) -> Application:
+        """Redeliver (or re-route to ``channel``) a ``failed`` application: failed → queued.
+
+        A new outbox entry is made for the latest record, so the failed one keeps its history.
+        """
+        at = at or self.clock()
+        with self._writing() as conn:
+            app = lock_application(conn, app_id)
+            last = conn.execute(sa.select(outbox).where(outbox.c.application_id == app_id)
+                                .order_by(outbox.c.id.desc()).limit(1)).mappings().first()
+            if last is None:
+                raise NotFound(f"申請 {app['arrival_number']} には連携データがありません")
+            made = apply_transition(conn, app, State.QUEUED, actor=actor, reason=reason, at=at)
+            outbox_ops.add(conn, app_id, last["record_id"], channel or last["channel"],
+                           last["options"] if options is None else options, at)
+            snapshot = queries.application_by_id(conn, app_id)
+        self._announce([made])
+        return snapshot
+
+    # ------------------------------------------------------------------ reading
+
+    def get_application(self, arrival_number: str) -> ApplicationView | None:
+        """The live application with this 到達番号, else the latest refused one."""
+        with self._reading() as conn:
+            return queries.view_by_arrival_number(conn, arrival_number)
+
+    def get_application_by_id(self, app_id: int) -> ApplicationView | None:
+        with self._reading() as conn:
+            return queries.view_by_id(conn, app_id)
+
+    def list_applications(self, state: State | str | None = None, limit: int = 50,
+                          offset: int = 0) -> list[Application]:
+        """Newest first."""
+        with self._reading() as conn:
+            return queries.list_applications(conn, state, limit, offset)
+
+    def counts_by_state(self) -> dict[State, int]:
+        with self._reading() as conn:
+            return queries.counts_by_state(conn)
+
+    def list_refusals(self, limit: int = 50, offset: int = 0) -> list[Refusal]:
+        with self._reading() as conn:
+            return queries.list_refusals(conn, limit, offset)
+
+    # ------------------------------------------------------------------ outbox
+
+    def claim_due(self, now: dt.datetime, lease_seconds: float, limit: int = 10, *,
+                  max_attempts: int | None = None) -> list[OutboxItem]:
+        """Lease up to ``limit`` due deliveries (pending and due, or in flight with an expired lease).
+
+        Safe with several workers. A lease that expired counts as a failed attempt; with
+        ``max_attempts`` reached the entry fails instead of being claimed again.
+        """
+        with self._writing() as conn:
+            items, made = outbox_ops.claim_due(conn, now, dt.timedelta(seconds=lease_seconds),
+                                               limit, max_attempts)
+        self._announce(made)
+        return items
+
+    def complete_delivery(self, item: OutboxItem, receipt: DeliveryReceipt, *,
+                          now: dt.datetime | None = None) -> Transition | None:
+        """Record the receipt; queued/retrying → delivered. None when no transition was made."""
+        with self._writing() as conn:
+            made = outbox_ops.complete(conn, item, receipt, now or self.clock())
+        self._announce([made] if made else [])
+        return made
+
+    def fail_attempt(self, item: OutboxItem, error: str, *, permanent: bool,
+                     next_attempt_at: dt.datetime, max_attempts: int,
+                     now: dt.datetime | None = None) -> Transition | None:
+        """Record a failed attempt: retry at ``next_attempt_at``, or fail for good."""
+        with self._writing() as conn:
+            made = outbox_ops.fail(conn, item, error, permanent=permanent, retry_at=next_attempt_at,
+                                   max_attempts=max_attempts, now=now or self.clock())
+        self._announce([made] if made else [])
+        return made
+
+    # ------------------------------------------------------------------ plumbing
+
+    @staticmethod
+    def _steps(conn: sa.Connection, app_id: int, steps: Sequence[Step], actor: str,
+               at: dt.datetime) -> list[Transition]:
+        return [apply_transition(conn, lock_application(conn, app_id), step.to_state, actor=actor,
+                                 reason=step.reason, at=at, fields=step.fields) for step in steps]
+
+    @contextmanager
+    def _writing(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{engines.WRITE: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _put_blob(self, conn: sa.Connection, data: bytes, at: dt.datetime) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        conn.execute(self._insert_blob, {"sha256": sha, "size": len(data), "data": data, "created_at": at})
+        return sha
+
+    @staticmethod
+    def _audit_refusal(conn: sa.Connection, sha: str, size: int, source: str, error_code: str,
+                       detail: str, at: dt.datetime) -> int:
+        return new_id(conn.execute(refusals_audit.insert(), {
+            "package_sha256": sha, "size": size, "at": at, "source": source,
+            "error_code": error_code, "error_detail": detail}))
+
+    def _announce(self, made: list[Transition]) -> None:
+        if self.on_transition is None:
+            return
+        for transition in made:
+            try:
+                self.on_transition(transition.arrival_number, transition.from_state, transition.to_state,
+                                   transition.actor, transition.reason)
+            except Exception:  # a listener must never undo or hide a committed transition
+                log.exception("transition listener failed for %s", transition.arrival_number)
