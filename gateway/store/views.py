@@ -166,7 +166,8 @@ class ApplicationView:
         return self.application.state
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.application.as_dict(), "history": [t.as_dict() for t in self.history],
+        return {**self.application.as_dict(), "evidence": evidence_summary(self.application.evidence),
+                "history": [t.as_dict() for t in self.history],
                 "records": [r.as_dict() for r in self.records],
                 "deliveries": [d.as_dict() for d in self.deliveries]}
 
@@ -225,3 +226,21 @@ def record_from_row(row: sa.RowMapping, size: int) -> RecordInfo:
         content_sha256=row["content_sha256"], size=size, plugin=row["plugin"],
         plugin_version=row["plugin_version"], created_at=row["created_at"],
     )
+
+
+def evidence_summary(evidence: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What the API shows of the verification evidence: how it was decided, no personal data.
+
+    The certificate subject and the four basic facts stay in the store.
+    """
+    if not evidence:
+        return None
+    cert = evidence.get("certificate") or {}
+    return {
+        "signed": evidence.get("signed"),
+        "verified_as_of": evidence.get("verified_as_of"),
+        "signature": evidence.get("signature"),
+        "certificate": {k: cert[k] for k in ("issuer", "serial", "not_before", "not_after", "sha256",
+                                             "anchor_sha256", "policies", "test_root") if k in cert},
+        "revocation": evidence.get("revocation"),
+    }

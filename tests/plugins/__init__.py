@@ -1,0 +1,1 @@
+"""Test-only plugins, registered per test through ``create_app(plugins=[...])``."""

@@ -1,0 +1,97 @@
+"""The pipeline on its own: no Flask app, a real store, the built-in plugins."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.config import load_config
+from gateway.errors import MunicipalityError, PackageError, ProcedureError, SignatureError
+from gateway.pipeline import Pipeline
+from gateway.plugins import Plugins, make_plugin_manager
+from gateway.store import Store
+
+
+@pytest.fixture
+def make_pipeline(app_config):
+    def make(**overrides) -> Pipeline:
+        config = load_config({**app_config, **overrides})
+        plugins = Plugins(make_plugin_manager(config), config)
+        store = Store(config["DATABASE_URL"], on_transition=plugins.state_changed)
+        store.upgrade()
+        return Pipeline.from_config(config, plugins, store)
+
+    return make
+
+
+@pytest.fixture
+def pipeline(make_pipeline) -> Pipeline:
+    return make_pipeline()
+
+
+def test_valid_package_is_queued_with_record(pipeline, make_package):
+    receipt = pipeline.intake(make_package("childcare-01"), source="test")
+    assert (receipt.state, receipt.procedure_code, receipt.replay) == ("queued", "childcare-01", False)
+    view = pipeline.store.get_application(receipt.arrival_number)
+    assert view.records[0].target == "jidou-teate"
+    assert view.application.signer["test_root"] is True
+
+
+def test_replay_returns_the_first_receipt(pipeline, make_package):
+    package = make_package("care-01")
+    first = pipeline.intake(package, source="test")
+    again = pipeline.intake(package, source="test")
+    assert again.replay and again.arrival_number == first.arrival_number and again.state == "queued"
+
+
+def test_unreadable_package_is_audited_not_lost(pipeline):
+    with pytest.raises(PackageError):
+        pipeline.intake(b"PK\x03\x04 broken", source="test")
+    refusals = pipeline.store.list_refusals()
+    assert len(refusals) == 1 and refusals[0].error_code.startswith("package-")
+
+
+def test_refused_package_is_recorded_with_its_code(pipeline, make_package):
+    from gateway.samples import tamper_form
+
+    package = tamper_form(make_package("care-01", arrival_number="202611280000004242"))
+    with pytest.raises(SignatureError):
+        pipeline.intake(package, source="test")
+    view = pipeline.store.get_application("202611280000004242")
+    assert (view.state, view.application.error_code) == ("refused", "signature-digest-mismatch")
+
+
+def test_other_municipality_is_refused(make_pipeline, make_package):
+    pipeline = make_pipeline(MUNICIPALITIES=["011002"])
+    with pytest.raises(MunicipalityError):
+        pipeline.intake(make_package("childcare-01"), source="test")
+
+
+def test_unknown_form_version_is_refused(pipeline, pki, app):
+    from gateway.packaging import make_signed_package
+    from gateway.samples import sample_for
+
+    sample = sample_for(app.config, "childcare-01")
+    package = make_signed_package(sample.form_xml, form_filename="childcare-01.xml", procedure_code="childcare-01",
+                                  municipality_code="131016", arrival_number="202611280000004243",
+                                  signer=pki.residents[0], attachments=dict(sample.attachments), form_version="9")
+    with pytest.raises(ProcedureError) as caught:
+        pipeline.intake(package, source="test")
+    assert caught.value.code == "procedure-version-unknown"
+
+
+def test_unsigned_package_refused_unless_policy_allows(make_pipeline, make_package):
+    strict = make_pipeline()
+    with pytest.raises(SignatureError) as caught:
+        strict.intake(make_package("care-01", signed=False), source="test")
+    assert caught.value.code == "signature-missing"
+
+    relaxed = make_pipeline(PROCEDURES={"care-01": {"UNSIGNED_ALLOWED": True}})
+    receipt = relaxed.intake(make_package("care-01", signed=False), source="test")
+    assert receipt.state == "queued"
+    assert "要本人確認" in receipt.flags
+
+
+def test_signature_policy_comes_from_procedure_then_config(make_pipeline):
+    pipeline = make_pipeline(PROCEDURES={"childcare-01": {"MAX_SIGNATURES": 2}})
+    assert pipeline.signature_policy_for("childcare-01").max_signatures == 2
+    assert pipeline.signature_policy_for("care-01").unsigned_allowed is False
