@@ -1,0 +1,191 @@
+"""Read an application package (ZIP) in memory, refusing everything the spec does not allow.
+
+Nothing is ever extracted to disk. Member contents are read with a bounded read, so neither
+the sizes the ZIP headers declare nor the compression ratio can make the gateway inflate more
+than the configured limits (``application-package.md``; ``security.md`` §5). The local file
+headers are checked against the central directory, and entries may not overlap (the
+non-recursive "better zip bomb"; CPython only detects that from 3.11.8/3.12.2 on).
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import struct
+import zipfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from gateway.errors import PackageError, PackageTooLarge
+from gateway.models import Limits
+
+MANIFEST_MEMBER = "kousei.xml"
+_UTF8_FLAG = 0x800
+_ENCRYPTED_FLAGS = 0x1 | 0x40  # traditional PKWARE encryption, strong encryption
+_DESCRIPTOR_FLAG = 0x8
+_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
+_LOCAL_MAGIC = b"PK\x03\x04"
+_ALLOWED_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+_DOS_DIRECTORY = 0x10
+_RATIO_FLOOR = 1024 * 1024
+"""Below this many inflated bytes a high ratio is normal (a short, repetitive XML file)."""
+_MAX_NAME_BYTES = 255
+_FORBIDDEN_NAME_CHARS = frozenset("\\:#?") | {chr(c) for c in range(0x20)} | {"\x7f"}
+_ARCHIVE_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08", b"\x1f\x8b", b"7z\xbc\xaf\x27\x1c",
+                   b"Rar!\x1a\x07", b"\xfd7zXZ\x00", b"BZh")
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RawPackage:
+    """The members of a package, as read; nothing here is verified yet."""
+
+    members: Mapping[str, bytes]
+    """Member name -> exact bytes, in archive (central directory) order."""
+    names: tuple[str, ...]
+
+
+def read_package(data: bytes, limits: Limits) -> RawPackage:
+    """Read and check the archive ``data`` under ``limits``.
+
+    :raises PackageTooLarge: ``package-too-large``, ``package-too-many-members``,
+        ``package-member-too-large`` (HTTP 413).
+    :raises PackageError: ``package-not-zip``, ``package-corrupt``, ``package-bomb``,
+        ``package-path``, ``package-symlink``, ``package-duplicate-name``, ``package-encrypted``,
+        ``package-compression``, ``package-nested-archive``, ``package-overlapping-entries``,
+        ``package-header-mismatch``, ``package-filename-encoding``, ``package-missing-manifest``.
+    """
+    if len(data) > limits.max_package_bytes:
+        raise PackageTooLarge(f"申請パッケージが上限（{limits.max_package_bytes} バイト）を超えています",
+                              code="package-too-large")
+    if not data.startswith(_LOCAL_MAGIC):
+        # Also refuses data in front of the archive (self-extractors, PDF+ZIP polyglots).
+        raise PackageError("ZIP 形式ではありません", code="package-not-zip")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except UnicodeDecodeError as exc:
+        raise PackageError("ファイル名が UTF-8 ではありません", code="package-filename-encoding") from exc
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, struct.error) as exc:
+        raise PackageError("ZIP 形式ではありません", code="package-not-zip") from exc
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > limits.max_members:
+            raise PackageTooLarge(f"メンバー数が上限（{limits.max_members}）を超えています",
+                                  code="package-too-many-members")
+        _check_entries(infos, limits)
+        _check_layout(data, infos, archive.start_dir)
+        members = _read_members(archive, infos, limits)
+    if MANIFEST_MEMBER not in members:
+        raise PackageError("kousei.xml（構成管理情報）がありません", code="package-missing-manifest")
+    return RawPackage(members=MappingProxyType(members), names=tuple(members))
+
+
+def _check_entries(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
+    """Names, types, flags and declared sizes, from the central directory alone."""
+    seen: set[str] = set()
+    declared_total = 0
+    for info in infos:
+        name = info.orig_filename
+        if not (info.flag_bits & _UTF8_FLAG or name.isascii()):
+            raise PackageError(f"ファイル名が UTF-8 ではありません: {name!r}", code="package-filename-encoding")
+        _check_name(info)
+        if name in seen:
+            raise PackageError(f"同じ名前のメンバーが複数あります: {name}", code="package-duplicate-name")
+        seen.add(name)
+        if info.flag_bits & _ENCRYPTED_FLAGS:
+            raise PackageError(f"暗号化されたメンバーは受け付けません: {name}", code="package-encrypted")
+        if info.compress_type not in _ALLOWED_METHODS:
+            raise PackageError(f"対応していない圧縮方式です: {name}", code="package-compression")
+        # Honest headers fail fast here; dishonest ones are caught by the bounded read.
+        if info.file_size > limits.max_member_bytes:
+            raise PackageTooLarge(f"メンバーが上限を超えています: {name}", code="package-member-too-large")
+        declared_total += info.file_size
+        if declared_total > limits.max_uncompressed_bytes:
+            raise PackageTooLarge("展開後の合計サイズが上限を超えています", code="package-too-large")
+
+
+def _check_name(info: zipfile.ZipInfo) -> None:
+    name = info.orig_filename
+    mode = info.external_attr >> 16
+    if info.create_system == 3 and stat.S_ISLNK(mode):
+        raise PackageError(f"シンボリックリンクは受け付けません: {name}", code="package-symlink")
+    problem = ""
+    if name != info.filename or not name:
+        problem = "NUL 文字を含むか空です"
+    elif info.is_dir() or info.external_attr & _DOS_DIRECTORY or stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+        problem = "ディレクトリまたは通常ファイル以外です"
+    elif len(name.encode("utf-8")) > _MAX_NAME_BYTES:
+        problem = "長すぎます"
+    elif any(ch in _FORBIDDEN_NAME_CHARS for ch in name):
+        problem = "使用できない文字（\\ : # ? 制御文字）を含みます"
+    elif name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
+        problem = "絶対パスまたは . / .. を含みます"
+    if problem:
+        raise PackageError(f"メンバー名が不正です（{problem}）: {name!r}", code="package-path")
+
+
+def _check_layout(data: bytes, infos: list[zipfile.ZipInfo], central_directory_at: int) -> None:
+    """Local headers agree with the central directory; entries neither overlap nor leave the data."""
+    spans = []
+    for info in infos:
+        start = info.header_offset
+        header = data[start:start + _LOCAL_HEADER.size]
+        if len(header) != _LOCAL_HEADER.size:
+            raise PackageError(f"ZIP のヘッダーが壊れています: {info.orig_filename}", code="package-corrupt")
+        magic, _, flags, method, _, _, _, _, _, name_len, extra_len = _LOCAL_HEADER.unpack(header)
+        raw_name = data[start + _LOCAL_HEADER.size:start + _LOCAL_HEADER.size + name_len]
+        central_name = info.orig_filename.encode("utf-8" if info.flag_bits & _UTF8_FLAG else "cp437")
+        if (magic != _LOCAL_MAGIC or raw_name != central_name or method != info.compress_type
+                or (flags ^ info.flag_bits) & (_ENCRYPTED_FLAGS | _UTF8_FLAG)):
+            raise PackageError(f"ローカルヘッダーと中央ディレクトリが一致しません: {info.orig_filename}",
+                               code="package-header-mismatch")
+        end = start + _LOCAL_HEADER.size + name_len + extra_len + info.compress_size
+        spans.append((start, end, info.orig_filename))
+    spans.sort()
+    if spans and spans[0][0] != 0:
+        raise PackageError("ZIP の先頭に余分なデータがあります", code="package-not-zip")
+    for (_, end, name), (next_start, _, _) in zip(spans, spans[1:]):
+        if next_start < end:
+            raise PackageError(f"メンバーの領域が重なっています: {name}", code="package-overlapping-entries")
+    if spans and spans[-1][1] > central_directory_at:
+        raise PackageError("メンバーの領域が中央ディレクトリと重なっています", code="package-overlapping-entries")
+
+
+def _read_members(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], limits: Limits) -> dict[str, bytes]:
+    members: dict[str, bytes] = {}
+    remaining = limits.max_uncompressed_bytes
+    for info in infos:
+        name = info.orig_filename
+        ratio_bound = max(_RATIO_FLOOR, info.compress_size * limits.max_compression_ratio)
+        bound = min(limits.max_member_bytes, remaining, ratio_bound)
+        content = _bounded_read(archive, info, bound)
+        if len(content) > bound:
+            if len(content) > limits.max_member_bytes:
+                raise PackageTooLarge(f"メンバーが上限を超えています: {name}", code="package-member-too-large")
+            if len(content) > remaining:
+                raise PackageTooLarge("展開後の合計サイズが上限を超えています", code="package-too-large")
+            raise PackageError(f"圧縮率が異常です（ZIP 爆弾の疑い）: {name}", code="package-bomb")
+        if content.startswith(_ARCHIVE_MAGICS):
+            raise PackageError(f"アーカイブの中にアーカイブは入れられません: {name}", code="package-nested-archive")
+        remaining -= len(content)
+        members[name] = content
+    return members
+
+
+def _bounded_read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, bound: int) -> bytes:
+    """At most ``bound + 1`` bytes of the member: one more than allowed proves it too big."""
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        with archive.open(info) as stream:
+            while got <= bound:
+                chunk = stream.read(min(_CHUNK, bound + 1 - got))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+    except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError, ValueError) as exc:
+        raise PackageError(f"メンバーを読み取れません（破損）: {info.orig_filename}", code="package-corrupt") from exc
+    return b"".join(chunks)

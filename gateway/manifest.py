@@ -1,0 +1,157 @@
+"""The 構成情報 of ``kousei.xml`` as a :class:`~gateway.models.Manifest`.
+
+:func:`parse_manifest` reads the element the signature covers (signxml's verified output), so
+nothing unsigned reaches the manifest. :func:`peek_arrival_number` is the one exception: it
+reads the unverified 到達番号 so the store can record an arrival before verification, and its
+result must never be used for anything else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+
+from lxml import etree
+
+from gateway.archive import MANIFEST_MEMBER
+from gateway.errors import GatewayError, MunicipalityError, PackageError
+from gateway.identifiers import check_arrival_number, check_municipality_code
+from gateway.models import Applicant, AttachmentInfo, Manifest
+from gateway.xmlsafe import parse_xml
+
+MANIFEST_TAG = "構成情報"
+APPLICATION_KINDS = ("新規申請", "再提出", "取下げ")
+"""申請種別: a new application, a resubmission after 差戻し, a withdrawal."""
+ATTACHMENT_MEDIA_TYPES = frozenset({"application/pdf", "image/jpeg", "image/png"})
+_PROCEDURE_CODE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_XML_SPACE = " \t\r\n"
+"""Only XML whitespace is trimmed: 氏名 keeps its full-width space, even at an end."""
+
+
+def parse_manifest(root: etree._Element) -> Manifest:
+    """Build the manifest from the signed 構成情報 element ``root``.
+
+    :raises PackageError: ``package-manifest-…`` (structure, arrival number, kind, date,
+        attachments, file names).
+    :raises MunicipalityError: ``municipality-code-invalid``.
+    """
+    if root.tag != MANIFEST_TAG:
+        raise _error("structure", f"構成情報 要素ではありません（{root.tag}）")
+    admin = _one(root, "管理情報")
+    arrival_number = _text(admin, "到達番号")
+    if not check_arrival_number(arrival_number):
+        raise _error("arrival-number", "到達番号は16～18桁の数字です")
+    procedure_code = _text(admin, "手続ID")
+    if not _PROCEDURE_CODE.fullmatch(procedure_code):
+        raise _error("procedure", f"手続ID の形式が不正です: {procedure_code!r}")
+    municipality_code = _text(admin, "提出先団体コード")
+    if not check_municipality_code(municipality_code):
+        raise MunicipalityError(f"提出先団体コードが不正です（検査数字）: {municipality_code!r}",
+                                code="municipality-code-invalid")
+    kind = _text(admin, "申請種別")
+    if kind not in APPLICATION_KINDS:
+        raise _error("kind", f"申請種別が不正です: {kind!r}")
+    original = _text(admin, "初回到達番号", required=False)
+    if kind == "新規申請" and original:
+        raise _error("original-arrival-number", "新規申請に初回到達番号は指定できません")
+    if kind != "新規申請" and not check_arrival_number(original):
+        raise _error("original-arrival-number", f"{kind}には初回到達番号（16～18桁の数字）が必要です")
+    form = _one(root, "申請書属性情報")
+    attachments = tuple(_attachment(node) for node in root.findall("添付書類属性情報"))
+    manifest = Manifest(
+        arrival_number=arrival_number, procedure_code=procedure_code, municipality_code=municipality_code,
+        application_kind=kind, original_arrival_number=original,
+        applied_at=_applied_at(_text(admin, "申請日時")), applicant=_applicant(_one(admin, "申請者情報")),
+        form_id=_text(form, "申請書様式ID"), form_version=_text(form, "申請書様式バージョン"),
+        form_filename=_text(form, "申請書ファイル名称"), attachments=attachments)
+    _check_file_names(manifest)
+    return manifest
+
+
+def manifest_file_names(manifest: Manifest) -> tuple[str, ...]:
+    """Every member the manifest names: the form first, then the attachments in order."""
+    return (manifest.form_filename, *(a.filename for a in manifest.attachments))
+
+
+def peek_arrival_number(members: Mapping[str, bytes]) -> str | None:
+    """The **unverified** 到達番号 of ``kousei.xml``, or ``None`` when it cannot be read.
+
+    Only for recording the arrival before verification (and answering a replay); every
+    decision uses the verified manifest.
+    """
+    data = members.get(MANIFEST_MEMBER)
+    if data is None:
+        return None
+    try:
+        root = parse_xml(data, what=MANIFEST_MEMBER)
+    except GatewayError:
+        return None
+    found = root.findall(f"{MANIFEST_TAG}/管理情報/到達番号")
+    if root.tag != "DataRoot" or len(found) != 1 or len(found[0]):
+        return None
+    value = (found[0].text or "").strip(_XML_SPACE)
+    return value if check_arrival_number(value) else None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _error(what: str, detail: str) -> PackageError:
+    return PackageError(f"構成情報: {detail}", code=f"package-manifest-{what}")
+
+
+def _one(parent: etree._Element, tag: str, *, required: bool = True) -> etree._Element | None:
+    found = parent.findall(tag)
+    if len(found) > 1:
+        raise _error("structure", f"{tag} が複数あります")
+    if not found:
+        if required:
+            raise _error("structure", f"{tag} がありません")
+        return None
+    return found[0]
+
+
+def _text(parent: etree._Element, tag: str, *, required: bool = True) -> str:
+    node = _one(parent, tag, required=required)
+    if node is None:
+        return ""
+    if len(node):
+        raise _error("structure", f"{tag} に子要素があります")
+    value = (node.text or "").strip(_XML_SPACE)
+    if required and not value:
+        raise _error("structure", f"{tag} が空です")
+    return value
+
+
+def _applied_at(value: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _error("applied-at", f"申請日時の形式が不正です: {value!r}") from exc
+    if when.tzinfo is None or "T" not in value:
+        raise _error("applied-at", "申請日時には日時と時差（例 +09:00）が必要です")
+    return when
+
+
+def _applicant(node: etree._Element) -> Applicant:
+    return Applicant(
+        name=_text(node, "氏名"), name_kana=_text(node, "氏名フリガナ", required=False),
+        postal_code=_text(node, "郵便番号", required=False), address=_text(node, "住所", required=False),
+        phone=_text(node, "電話番号", required=False), email=_text(node, "電子メールアドレス", required=False))
+
+
+def _attachment(node: etree._Element) -> AttachmentInfo:
+    media_type = _text(node, "メディア型")
+    if media_type not in ATTACHMENT_MEDIA_TYPES:
+        raise _error("media-type", f"添付書類のメディア型は PDF・JPEG・PNG のみです: {media_type!r}")
+    return AttachmentInfo(title=_text(node, "添付書類名称"), filename=_text(node, "添付書類ファイル名称"),
+                          media_type=media_type)
+
+
+def _check_file_names(manifest: Manifest) -> None:
+    names = manifest_file_names(manifest)
+    if len(set(names)) != len(names):
+        raise _error("file-name", "同じファイル名称が複数回指定されています")
+    if MANIFEST_MEMBER in names:
+        raise _error("file-name", f"{MANIFEST_MEMBER} は申請書・添付書類の名称に使えません")

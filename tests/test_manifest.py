@@ -1,0 +1,121 @@
+"""構成情報 → Manifest, and the unverified 到達番号 peek."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from gateway.errors import MunicipalityError, PackageError
+from gateway.manifest import manifest_file_names, parse_manifest, peek_arrival_number
+from gateway.models import Applicant, AttachmentInfo
+from gateway.packaging import build_manifest
+from gateway.xmlsafe import parse_xml
+
+JST = dt.timezone(dt.timedelta(hours=9))
+APPLICANT = Applicant(name="山田　太郎", name_kana="ヤマダ　タロウ", postal_code="1000001",
+                      address="東京都千代田区千代田１－１", phone="0312345678", email="taro@example.jp")
+
+
+def kousei(**overrides) -> bytes:
+    fields = dict(arrival_number="202611280000012345", procedure_code="childcare-01", municipality_code="131016",
+                  form_filename="childcare-01.xml", applicant=APPLICANT,
+                  attachments=[AttachmentInfo("健康保険の資格を確認できる書類", "hoken.pdf", "application/pdf")],
+                  applied_at=dt.datetime(2026, 11, 28, 10, 15, tzinfo=JST))
+    fields.update(overrides)
+    return build_manifest(**fields)
+
+
+def manifest_of(data: bytes):
+    return parse_manifest(parse_xml(data, what="kousei.xml").find("構成情報"))
+
+
+def replaced(old: str, new: str, data: bytes | None = None) -> bytes:
+    text = (data or kousei()).decode()
+    assert old in text
+    return text.replace(old, new, 1).encode()
+
+
+def test_parses_every_field():
+    m = manifest_of(kousei())
+    assert (m.arrival_number, m.procedure_code, m.municipality_code) == ("202611280000012345", "childcare-01", "131016")
+    assert m.application_kind == "新規申請" and m.original_arrival_number == ""
+    assert m.applied_at == dt.datetime(2026, 11, 28, 10, 15, tzinfo=JST)
+    assert m.applicant == APPLICANT  # the full-width space in 氏名 is kept
+    assert (m.form_id, m.form_version, m.form_filename) == ("childcare-01", "1", "childcare-01.xml")
+    assert m.attachments == (AttachmentInfo("健康保険の資格を確認できる書類", "hoken.pdf", "application/pdf"),)
+    assert manifest_file_names(m) == ("childcare-01.xml", "hoken.pdf")
+
+
+def test_resubmission_and_withdrawal_need_the_original_arrival_number():
+    m = manifest_of(kousei(application_kind="再提出", original_arrival_number="202611270000000000"))
+    assert m.application_kind == "再提出" and m.original_arrival_number == "202611270000000000"
+    with pytest.raises(PackageError) as info:
+        manifest_of(kousei(application_kind="取下げ"))
+    assert info.value.code == "package-manifest-original-arrival-number"
+    with pytest.raises(PackageError) as info:
+        manifest_of(kousei(original_arrival_number="202611270000000000"))
+    assert info.value.code == "package-manifest-original-arrival-number"
+
+
+@pytest.mark.parametrize("number", ["123456789012345", "1234567890123456789", "２０２６１１２８００００００１２３４５",
+                                    "20261128000001234a"])
+def test_arrival_number_is_16_to_18_ascii_digits(number):
+    with pytest.raises(PackageError) as info:
+        manifest_of(kousei(arrival_number=number))
+    assert info.value.code == "package-manifest-arrival-number"
+
+
+@pytest.mark.parametrize("code", ["131017", "13101", "1310160", "１３１０１６"])
+def test_municipality_code_check_digit(code):
+    with pytest.raises(MunicipalityError) as info:
+        manifest_of(kousei(municipality_code=code))
+    assert info.value.code == "municipality-code-invalid"
+    assert manifest_of(kousei(municipality_code="011002")).municipality_code == "011002"
+
+
+@pytest.mark.parametrize("old, new, code", [
+    ("<申請種別>新規申請</申請種別>", "<申請種別>変更申請</申請種別>", "package-manifest-kind"),
+    ("2026-11-28T10:15:00+09:00", "2026-11-28T10:15:00", "package-manifest-applied-at"),
+    ("2026-11-28T10:15:00+09:00", "2026-11-28", "package-manifest-applied-at"),
+    ("2026-11-28T10:15:00+09:00", "令和8年11月28日", "package-manifest-applied-at"),
+    ("<メディア型>application/pdf</メディア型>", "<メディア型>text/html</メディア型>", "package-manifest-media-type"),
+    ("<手続ID>childcare-01</手続ID>", "<手続ID>../childcare</手続ID>", "package-manifest-procedure"),
+    ("<到達番号>202611280000012345</到達番号>",
+     "<到達番号>202611280000012345</到達番号><到達番号>202611280000099999</到達番号>", "package-manifest-structure"),
+    ("<氏名>山田　太郎</氏名>", "<氏名><姓>山田</姓></氏名>", "package-manifest-structure"),
+    ("<氏名>山田　太郎</氏名>", "<氏名>  </氏名>", "package-manifest-structure"),
+    ("<申請書ファイル名称>childcare-01.xml</申請書ファイル名称>", "", "package-manifest-structure"),
+    ("<添付書類ファイル名称>hoken.pdf</添付書類ファイル名称>",
+     "<添付書類ファイル名称>childcare-01.xml</添付書類ファイル名称>", "package-manifest-file-name"),
+    ("<添付書類ファイル名称>hoken.pdf</添付書類ファイル名称>",
+     "<添付書類ファイル名称>kousei.xml</添付書類ファイル名称>", "package-manifest-file-name"),
+])
+def test_invalid_manifests(old, new, code):
+    with pytest.raises(PackageError) as info:
+        manifest_of(replaced(old, new))
+    assert info.value.code == code
+
+
+def test_xml_whitespace_is_trimmed_but_full_width_space_kept():
+    m = manifest_of(replaced("<氏名>山田　太郎</氏名>", "<氏名>\n  山田　太郎　\n</氏名>"))
+    assert m.applicant.name == "山田　太郎　"
+
+
+def test_not_the_manifest_element():
+    with pytest.raises(PackageError) as info:
+        parse_manifest(parse_xml(kousei(), what="kousei.xml"))
+    assert info.value.code == "package-manifest-structure"
+
+
+def test_peek_arrival_number():
+    assert peek_arrival_number({"kousei.xml": kousei()}) == "202611280000012345"
+    assert peek_arrival_number({}) is None
+    assert peek_arrival_number({"kousei.xml": b"<DataRoot><broken"}) is None
+    assert peek_arrival_number({"kousei.xml": b'<!DOCTYPE x [<!ENTITY a "1">]><DataRoot/>'}) is None
+    assert peek_arrival_number({"kousei.xml": replaced("202611280000012345", "12345")}) is None
+    two = replaced("<到達番号>202611280000012345</到達番号>",
+                   "<到達番号>202611280000012345</到達番号><到達番号>202611280000099999</到達番号>")
+    assert peek_arrival_number({"kousei.xml": two}) is None
+    other_root = replaced("<DataRoot>", "<Other>").replace(b"</DataRoot>", b"</Other>")
+    assert peek_arrival_number({"kousei.xml": other_root}) is None

@@ -1,0 +1,397 @@
+"""The detached XMLDSig: real signatures, tampering, wrapping, references, algorithms, KeyInfo.
+
+Packages come from gateway.packaging (and, marked ``interop``, from xmlsec1 and the JDK); the
+attacks edit the signed kousei.xml, sometimes re-signing it with the resident's own key to
+show that a *validly signed* malicious structure is refused too.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Mapping
+from urllib.parse import unquote
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from lxml import etree
+from signxml import XMLVerifier
+
+from gateway.archive import read_package
+from gateway.errors import GatewayError
+from gateway.models import Limits
+from gateway.packaging import make_signed_package
+from gateway.signature import DetachedVerifier, SignatureResult, inspect_signature, verify_signature
+from gateway.testpki import root_name
+from gateway.trust import CertificateValidator, TrustAnchors
+from gateway.xmlsafe import parse_xml
+
+DS = "http://www.w3.org/2000/09/xmldsig#"
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+NOW = dt.datetime.now(dt.timezone.utc)
+JST = dt.timezone(dt.timedelta(hours=9))
+FORM = ('<?xml version="1.0" encoding="UTF-8"?>\n<申請書 xmlns="urn:example:childcare-01">'
+        + "<児童><氏名>山田　一郎</氏名><生年月日>2020-04-01</生年月日></児童>" * 60 + "</申請書>\n").encode()
+PDF = b"%PDF-1.4\n" + bytes(range(256)) * 4
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+ATTACHMENTS = {"hoken.pdf": ("健康保険の資格を確認できる書類", "application/pdf", PDF),
+               "住民票.png": ("住民票の写し", "image/png", PNG)}
+PERCENT = "#%E6%A7%8B%E6%88%90%E6%83%85%E5%A0%B1"
+
+
+def ds(tag: str) -> str:
+    return f"{{{DS}}}{tag}"
+
+
+@pytest.fixture(scope="module")
+def validator(pki) -> CertificateValidator:
+    return CertificateValidator(TrustAnchors.load(pki.root_paths), allow_test_roots=True)
+
+
+@pytest.fixture(scope="module")
+def packages(pki) -> dict[tuple[str, str], tuple[bytes, dict[str, bytes]]]:
+    """(c14n, uri_style) -> (kousei.xml, other members), signed by yamada-taro."""
+    out = {}
+    for c14n in ("inclusive", "exclusive"):
+        for uri_style in ("raw", "percent"):
+            data = make_signed_package(FORM, form_filename="childcare-01.xml", procedure_code="childcare-01",
+                                       municipality_code="131016", arrival_number="202611280000012345",
+                                       signer=pki.resident("yamada-taro"), attachments=ATTACHMENTS,
+                                       applied_at=dt.datetime(2026, 11, 28, 10, 15, tzinfo=JST),
+                                       c14n=c14n, uri_style=uri_style)
+            out[(c14n, uri_style)] = split(data)
+    return out
+
+
+def split(package: bytes) -> tuple[bytes, dict[str, bytes]]:
+    members = dict(read_package(package, Limits()).members)
+    return members.pop("kousei.xml"), members
+
+
+def check(validator: CertificateValidator, kousei: bytes, members: Mapping[str, bytes]) -> SignatureResult:
+    candidate = inspect_signature(parse_xml(kousei, what="kousei.xml"), members)
+    validator.validate(candidate.certificate, NOW)
+    return verify_signature(candidate, certificate=candidate.certificate, at=NOW)
+
+
+def code(validator: CertificateValidator, kousei: bytes, members: Mapping[str, bytes]) -> str:
+    with pytest.raises(GatewayError) as info:
+        check(validator, kousei, members)
+    assert 400 <= info.value.status < 500
+    return info.value.code
+
+
+def edit(kousei: bytes, change: Callable[[etree._Element], object]) -> bytes:
+    root = etree.fromstring(kousei)
+    change(root)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(root, encoding="UTF-8")
+
+
+def resign(kousei: bytes, key, members: Mapping[str, bytes]) -> bytes:
+    """Recompute every digest and the SignatureValue (exclusive C14N packages only)."""
+    root = etree.fromstring(kousei)
+    signature = next(root.iter(ds("Signature")))
+    signed_info = signature.find(ds("SignedInfo"))
+    for reference in signed_info.iter(ds("Reference")):
+        uri = reference.get("URI") or ""
+        if uri.startswith("#"):
+            found = root.xpath("//*[@ID=$v]", v=unquote(uri[1:]))
+            data = etree.tostring(found[0], method="c14n", exclusive=True) if found else b""
+        else:
+            data = members.get(uri, b"")
+        reference.find(ds("DigestValue")).text = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    signed = etree.tostring(signed_info, method="c14n", exclusive=True)
+    signature.find(ds("SignatureValue")).text = base64.b64encode(
+        key.sign(signed, padding.PKCS1v15(), hashes.SHA256())).decode()
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(root, encoding="UTF-8")
+
+
+def sig(root: etree._Element) -> etree._Element:
+    return next(root.iter(ds("Signature")))
+
+
+def manifest_ref(root: etree._Element) -> etree._Element:
+    return sig(root).find(ds("SignedInfo"))[2]
+
+
+# --------------------------------------------------------------------------- accepted
+
+
+@pytest.mark.parametrize("c14n", ["inclusive", "exclusive"])
+@pytest.mark.parametrize("uri_style", ["raw", "percent"])
+def test_real_signatures_verify(validator, packages, c14n, uri_style):
+    kousei, members = packages[(c14n, uri_style)]
+    result = check(validator, kousei, members)
+    assert result.signed_manifest.tag == "構成情報"
+    assert result.signed_manifest.getparent() is None  # re-parsed from the canonical bytes, not the document
+    assert result.signed_manifest.findtext("管理情報/到達番号") == "202611280000012345"
+    assert result.manifest_reference.uri == ("#構成情報" if uri_style == "raw" else PERCENT)
+    assert result.c14n_method.endswith("xml-exc-c14n#" if c14n == "exclusive" else "REC-xml-c14n-20010315")
+    assert list(result.member_references) == list(members)
+    for name, data in members.items():
+        assert result.member_references[name].digest_value == base64.b64encode(hashlib.sha256(data).digest()).decode()
+        assert result.member_references[name].transform is None
+    evidence = result.evidence()
+    assert evidence["signature_method"].endswith("rsa-sha256") and set(evidence["members"]) == set(members)
+
+
+@pytest.mark.parametrize("override, variant, expected", [
+    ("_tostring", ("exclusive", "raw"), "xml-malformed"),       # (a) ASCII copy of Japanese element names
+    ("_c14n", ("inclusive", "raw"), "signature-invalid"),        # (b) xmlns="" in inclusive C14N of SignedInfo
+    ("_resolve_reference", ("exclusive", "percent"), "signature-reference-missing"),  # (c) percent-encoded URI
+])
+def test_each_signxml_fix_is_needed(validator, packages, monkeypatch, override, variant, expected):
+    kousei, members = packages[variant]
+    check(validator, kousei, members)
+    monkeypatch.setattr(DetachedVerifier, override, getattr(XMLVerifier, override))
+    assert code(validator, kousei, members) == expected
+
+
+def test_exclusive_c14n_needs_no_c14n_fix(validator, packages, monkeypatch):
+    monkeypatch.setattr(DetachedVerifier, "_c14n", XMLVerifier._c14n)
+    check(validator, *packages[("exclusive", "raw")])
+
+
+def test_comment_truncation_cannot_shorten_signed_text(validator, packages):
+    """A comment inside a signed value keeps the signature valid; the signed text stays whole."""
+    kousei, members = packages[("inclusive", "raw")]
+    probed = kousei.replace("<氏名>山田　太郎</氏名>".encode(), "<氏名>山田<!---->　太郎</氏名>".encode())
+    assert probed != kousei
+    assert check(validator, probed, members).signed_manifest.findtext("管理情報/申請者情報/氏名") == "山田　太郎"
+
+
+# --------------------------------------------------------------------------- tampering
+
+
+def test_tampered_members_and_manifest(validator, packages):
+    kousei, members = packages[("inclusive", "raw")]
+    for name in members:
+        changed = {**members, name: members[name][:-1] + bytes([members[name][-1] ^ 1])}
+        assert code(validator, kousei, changed) == "signature-digest-mismatch", name
+    renamed = kousei.replace("<氏名>山田　太郎</氏名>".encode(), "<氏名>山田　次郎</氏名>".encode())
+    assert code(validator, renamed, members) == "signature-digest-mismatch"
+
+
+def test_tampered_signature_value_and_signed_info(validator, packages, pki):
+    kousei, members = packages[("exclusive", "raw")]
+
+    def flip(root):
+        value = sig(root).find(ds("SignatureValue"))
+        raw = bytearray(base64.b64decode(value.text))
+        raw[10] ^= 0x01
+        value.text = base64.b64encode(bytes(raw)).decode()
+
+    assert code(validator, edit(kousei, flip), members) == "signature-invalid"
+
+    def digest(root):
+        manifest_ref(root).find(ds("DigestValue")).text = base64.b64encode(b"\0" * 32).decode()
+
+    assert code(validator, edit(kousei, digest), members) == "signature-invalid"
+
+    other = base64.b64encode(pki.resident("suzuki-hanako").cert.public_bytes(serialization.Encoding.DER)).decode()
+
+    def swap_certificate(root):
+        sig(root).find(f"{ds('KeyInfo')}/{ds('X509Data')}/{ds('X509Certificate')}").text = other
+
+    assert code(validator, edit(kousei, swap_certificate), members) == "signature-invalid"
+
+
+# --------------------------------------------------------------------------- wrapping (XSW)
+
+
+def _clone_manifest(root: etree._Element) -> etree._Element:
+    return copy.deepcopy(root.find("構成情報"))
+
+
+def _xsw3(root):  # an edited copy of the signed element before the original
+    evil = _clone_manifest(root)
+    evil.attrib.pop("ID")
+    evil.find("管理情報/申請者情報/氏名").text = "悪意　太郎"
+    root.insert(list(root).index(root.find("構成情報")), evil)
+
+
+def _xsw5(root):  # the original edited in place with its ID renamed; the pristine clone elsewhere
+    pristine = _clone_manifest(root)
+    original = root.find("構成情報")
+    original.set("ID", "x")
+    original.find("管理情報/申請者情報/氏名").text = "悪意　太郎"
+    root.find("署名情報").append(pristine)
+
+
+def _xsw8(root):  # the pristine clone in a ds:Object inside the signature
+    obj = etree.SubElement(sig(root), ds("Object"))
+    obj.append(_clone_manifest(root))
+    root.find("構成情報").find("管理情報/申請者情報/氏名").text = "悪意　太郎"
+
+
+@pytest.mark.parametrize("attack, expected", [
+    (_xsw3, "signature-wrapping"),
+    (_xsw5, "signature-wrapping"),
+    (_xsw8, "signature-wrapping"),
+    (lambda r: r.find("様式ID").set("Id", "構成情報"), "signature-wrapping"),
+    (lambda r: r.find("様式ID").set(f"{{{XML_NS}}}id", "構成情報"), "signature-wrapping"),
+    (lambda r: r.find("様式ID").set("{urn:evil}ID", "構成情報"), "signature-wrapping"),
+    (lambda r: r.find("様式ID").set("ID", "other"), "signature-wrapping"),
+    (lambda r: r.find("構成情報").attrib.pop("ID"), "signature-wrapping"),
+    (lambda r: r.append(sig(r)), "signature-wrapping"),  # Signature moved out of 署名情報
+    (lambda r: r.find("構成情報").append(sig(r)), "signature-wrapping"),
+    (lambda r: r.insert(0, r.find("署名情報")), "signature-wrapping"),  # 署名情報 before 構成情報
+    (lambda r: r.append(copy.deepcopy(r.find("署名情報"))), "signature-multiple"),
+    (lambda r: r.find("署名情報").insert(0, copy.deepcopy(sig(r))), "signature-multiple"),
+    (lambda r: r.find("署名情報").remove(sig(r)), "signature-missing"),
+])
+def test_wrapping_attacks(validator, packages, attack, expected):
+    kousei, members = packages[("exclusive", "raw")]
+    assert code(validator, edit(kousei, attack), members) == expected
+
+
+def test_validly_resigned_object_is_still_refused(validator, packages, pki):
+    kousei, members = packages[("exclusive", "raw")]
+    evil = resign(edit(kousei, lambda r: etree.SubElement(sig(r), ds("Object")).append(etree.Element("x"))),
+                  pki.resident("yamada-taro").key, members)
+    assert code(validator, evil, members) == "signature-structure"
+
+
+@pytest.mark.parametrize("attack", [
+    lambda r: etree.SubElement(etree.SubElement(sig(r), ds("Object")), ds("Manifest")),
+    lambda r: sig(r).find(ds("SignatureValue")).append(etree.Comment("x")),
+    lambda r: sig(r).insert(1, copy.deepcopy(sig(r).find(ds("SignedInfo")))),  # two SignedInfo
+    lambda r: r.find("署名情報").append(etree.Element("メモ")),
+    lambda r: r.set(f"{{{XML_NS}}}lang", "ja"),
+    lambda r: sig(r).find(ds("SignedInfo")).insert(0, etree.Element(ds("Reference"), URI="childcare-01.xml")),
+])
+def test_structure_attacks(validator, packages, attack):
+    kousei, members = packages[("exclusive", "raw")]
+    assert code(validator, edit(kousei, attack), members) == "signature-structure"
+
+
+# --------------------------------------------------------------------------- references
+
+
+def _add_reference(uri: str | None) -> Callable[[etree._Element], None]:
+    def change(root: etree._Element) -> None:
+        reference = copy.deepcopy(sig(root).find(ds("SignedInfo"))[-1])
+        reference.attrib.pop("URI")
+        if uri is not None:
+            reference.set("URI", uri)
+        sig(root).find(ds("SignedInfo")).append(reference)
+    return change
+
+
+@pytest.mark.parametrize("uri", ["http://attacker.invalid/x", "file:///etc/passwd", "#xpointer(/)", "", None,
+                                 "#other", "kousei.xml", "unknown.pdf", "hoken.pdf", PERCENT, "#%FF"])
+def test_unexpected_references(validator, packages, pki, uri):  # cases 17-20
+    kousei, members = packages[("exclusive", "raw")]
+    evil = resign(edit(kousei, _add_reference(uri)), pki.resident("yamada-taro").key, members)
+    assert code(validator, evil, members) == "signature-reference-unexpected"
+
+
+def test_missing_references(validator, packages):
+    kousei, members = packages[("exclusive", "raw")]
+    assert code(validator, kousei, {**members, "extra.pdf": PDF}) == "signature-reference-missing"
+    without_member = edit(kousei, lambda r: sig(r).find(ds("SignedInfo")).remove(sig(r).find(ds("SignedInfo"))[-1]))
+    assert code(validator, without_member, members) == "signature-reference-missing"
+    without_manifest = edit(kousei, lambda r: sig(r).find(ds("SignedInfo")).remove(manifest_ref(r)))
+    assert code(validator, without_manifest, members) == "signature-reference-missing"
+
+
+# --------------------------------------------------------------------------- algorithms
+
+
+def _set(path: str, algorithm: str, index: int = 0) -> Callable[[etree._Element], None]:
+    def change(root: etree._Element) -> None:
+        root.xpath(path, namespaces={"ds": DS})[index].set("Algorithm", algorithm)
+    return change
+
+
+SI = "//ds:SignedInfo"
+MANIFEST_TRANSFORM = "//ds:Reference[1]/ds:Transforms/ds:Transform"
+
+
+@pytest.mark.parametrize("change, expected", [
+    (_set(f"{SI}/ds:SignatureMethod", "http://www.w3.org/2000/09/xmldsig#rsa-sha1"), "algorithm-forbidden"),
+    (_set(f"{SI}/ds:SignatureMethod", "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256"), "algorithm-forbidden"),
+    (_set(f"{SI}/ds:SignatureMethod", "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"), "algorithm-forbidden"),
+    (_set("//ds:DigestMethod", "http://www.w3.org/2000/09/xmldsig#sha1", 1), "algorithm-forbidden"),
+    (_set("//ds:DigestMethod", "http://www.w3.org/2001/04/xmldsig-more#md5"), "algorithm-forbidden"),
+    (_set(f"{SI}/ds:CanonicalizationMethod", "http://www.w3.org/2001/10/xml-exc-c14n#WithComments"),
+     "algorithm-forbidden"),
+    (_set(f"{SI}/ds:CanonicalizationMethod", "http://www.w3.org/2006/12/xml-c14n11"), "algorithm-forbidden"),
+    (lambda r: etree.SubElement(sig(r).find(f"{ds('SignedInfo')}/{ds('SignatureMethod')}"),
+                                ds("HMACOutputLength")).__setattr__("text", "8"), "algorithm-forbidden"),
+    (_set(MANIFEST_TRANSFORM, "http://www.w3.org/TR/1999/REC-xslt-19991116"), "algorithm-transform-forbidden"),
+    (_set(MANIFEST_TRANSFORM, "http://www.w3.org/TR/1999/REC-xpath-19991116"), "algorithm-transform-forbidden"),
+    (_set(MANIFEST_TRANSFORM, "http://www.w3.org/2000/09/xmldsig#enveloped-signature"),
+     "algorithm-transform-forbidden"),
+    (_set(MANIFEST_TRANSFORM, "http://www.w3.org/2000/09/xmldsig#base64"), "algorithm-transform-forbidden"),
+    (_set(MANIFEST_TRANSFORM, "http://www.w3.org/TR/2001/REC-xml-c14n-20010315#WithComments"),
+     "algorithm-transform-forbidden"),
+    (lambda r: manifest_ref(r).find(ds("Transforms")).append(copy.deepcopy(manifest_ref(r).find(
+        f"{ds('Transforms')}/{ds('Transform')}"))), "algorithm-transform-forbidden"),
+    (lambda r: sig(r).find(ds("SignedInfo"))[3].insert(0, copy.deepcopy(manifest_ref(r).find(ds("Transforms")))),
+     "algorithm-transform-forbidden"),  # a transform on a member reference
+])
+def test_forbidden_algorithms_and_transforms(validator, packages, change, expected):  # cases 21, 28-30
+    kousei, members = packages[("exclusive", "raw")]
+    assert code(validator, edit(kousei, change), members) == expected
+
+
+# --------------------------------------------------------------------------- KeyInfo
+
+
+def _key_info(root: etree._Element) -> etree._Element:
+    return sig(root).find(ds("KeyInfo"))
+
+
+def _x509_data(root: etree._Element) -> etree._Element:
+    return _key_info(root).find(ds("X509Data"))
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda r: etree.SubElement(_key_info(r), ds("KeyValue")), "signature-keyinfo-forbidden"),  # case 31
+    (lambda r: etree.SubElement(_key_info(r), ds("RetrievalMethod"), URI="http://attacker.invalid/k"),
+     "signature-keyinfo-forbidden"),
+    (lambda r: _key_info(r).insert(0, etree.Element(ds("KeyName"))), "signature-keyinfo-forbidden"),
+    (lambda r: etree.SubElement(_x509_data(r), ds("X509IssuerSerial")), "signature-keyinfo-forbidden"),
+    (lambda r: _key_info(r).remove(_x509_data(r)), "signature-keyinfo-forbidden"),  # case 32
+    (lambda r: _x509_data(r).append(copy.deepcopy(_x509_data(r)[0])), "certificate-multiple"),  # case 55
+    (lambda r: _x509_data(r).remove(_x509_data(r)[0]), "certificate-missing"),
+    (lambda r: setattr(_x509_data(r)[0], "text", "bm90IGEgY2VydGlmaWNhdGU="), "certificate-malformed"),
+    (lambda r: setattr(_x509_data(r)[0], "text", "***"), "certificate-malformed"),
+])
+def test_key_info_rules(validator, packages, change, expected):
+    kousei, members = packages[("exclusive", "raw")]
+    assert code(validator, edit(kousei, change), members) == expected
+
+
+def test_untrusted_signer_is_refused_before_any_signature_math(validator, packages):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (x509.CertificateBuilder().subject_name(root_name()).issuer_name(root_name())
+            .public_key(key.public_key()).serial_number(1).not_valid_before(NOW - dt.timedelta(days=1))
+            .not_valid_after(NOW + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    kousei, members = packages[("exclusive", "raw")]
+    der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    evil = resign(edit(kousei, lambda r: setattr(_x509_data(r)[0], "text", der)), key, members)
+    assert code(validator, evil, members) == "certificate-untrusted"
+
+
+# --------------------------------------------------------------------------- independent signers
+
+
+@pytest.mark.interop
+def test_packages_signed_by_xmlsec1_and_the_jdk_verify(validator, pki):
+    interop = pytest.importorskip("tests.interop")
+    if reason := interop.missing_tools():
+        pytest.skip(reason)
+    signed = interop.interop_packages(pki, FORM, attachments={"hoken.pdf": ATTACHMENTS["hoken.pdf"]})
+    assert set(signed) == set(interop.ALL_VARIANTS)
+    for variant, package in signed.items():
+        kousei, members = split(package)
+        result = check(validator, kousei, members)
+        assert result.signed_manifest.findtext("管理情報/手続ID") == "childcare-01", variant
+        tampered = {**members, "hoken.pdf": PDF + b" "}
+        assert code(validator, kousei, tampered) == "signature-digest-mismatch", variant
