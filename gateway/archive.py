@@ -51,8 +51,8 @@ def read_package(data: bytes, limits: Limits) -> RawPackage:
     """Read and check the archive ``data`` under ``limits``.
 
     :raises PackageTooLarge: ``package-too-large``, ``package-too-many-members``,
-        ``package-member-too-large`` (HTTP 413).
-    :raises PackageError: ``package-not-zip``, ``package-corrupt``, ``package-bomb``,
+        ``package-member-too-large``, ``package-bomb`` (HTTP 413).
+    :raises PackageError: ``package-not-zip``, ``package-corrupt``,
         ``package-path``, ``package-symlink``, ``package-duplicate-name``, ``package-encrypted``,
         ``package-compression``, ``package-nested-archive``, ``package-overlapping-entries``,
         ``package-header-mismatch``, ``package-filename-encoding``, ``package-missing-manifest``.
@@ -146,7 +146,7 @@ def _check_layout(data: bytes, infos: list[zipfile.ZipInfo], central_directory_a
     spans.sort()
     if spans and spans[0][0] != 0:
         raise PackageError("ZIP の先頭に余分なデータがあります", code="package-not-zip")
-    for (_, end, name), (next_start, _, _) in zip(spans, spans[1:]):
+    for (_, end, name), (next_start, _, _) in zip(spans, spans[1:], strict=False):
         if next_start < end:
             raise PackageError(f"メンバーの領域が重なっています: {name}", code="package-overlapping-entries")
     if spans and spans[-1][1] > central_directory_at:
@@ -166,7 +166,7 @@ def _read_members(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], limits
                 raise PackageTooLarge(f"メンバーが上限を超えています: {name}", code="package-member-too-large")
             if len(content) > remaining:
                 raise PackageTooLarge("展開後の合計サイズが上限を超えています", code="package-too-large")
-            raise PackageError(f"圧縮率が異常です（ZIP 爆弾の疑い）: {name}", code="package-bomb")
+            raise PackageTooLarge(f"圧縮率が異常です（ZIP 爆弾の疑い）: {name}", code="package-bomb")
         if content.startswith(_ARCHIVE_MAGICS):
             raise PackageError(f"アーカイブの中にアーカイブは入れられません: {name}", code="package-nested-archive")
         remaining -= len(content)

@@ -32,8 +32,9 @@ _XML_SPACE = " \t\r\n"
 def parse_manifest(root: etree._Element) -> Manifest:
     """Build the manifest from the signed 構成情報 element ``root``.
 
-    :raises PackageError: ``package-manifest-…`` (structure, arrival number, kind, date,
-        attachments, file names).
+    :raises PackageError: ``package-manifest-structure`` (missing, repeated or nested
+        elements) or ``package-manifest-invalid`` (a bad value: 到達番号, 手続ID, 申請種別,
+        初回到達番号, 申請日時, メディア型, file names).
     :raises MunicipalityError: ``municipality-code-invalid``.
     """
     if root.tag != MANIFEST_TAG:
@@ -98,7 +99,9 @@ def peek_arrival_number(members: Mapping[str, bytes]) -> str | None:
 
 
 def _error(what: str, detail: str) -> PackageError:
-    return PackageError(f"構成情報: {detail}", code=f"package-manifest-{what}")
+    """``what`` is "structure" or the field at fault (the detail names it in Japanese)."""
+    code = "package-manifest-structure" if what == "structure" else "package-manifest-invalid"
+    return PackageError(f"構成情報: {detail}", code=code)
 
 
 def _one(parent: etree._Element, tag: str, *, required: bool = True) -> etree._Element | None:

@@ -27,7 +27,12 @@ from urllib.parse import unquote
 from cryptography import x509
 from lxml import etree
 from signxml import (
-    InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature, SignatureConfiguration, XMLVerifier,
+    InvalidCertificate,
+    InvalidDigest,
+    InvalidInput,
+    InvalidSignature,
+    SignatureConfiguration,
+    XMLVerifier,
 )
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.verifier import VerifyResult
@@ -192,12 +197,14 @@ def _signature_children(signature: etree._Element) -> tuple[etree._Element, etre
 
 def _check_signed_info(signed_info: etree._Element, members: Mapping[str, bytes]) -> tuple[str, tuple[str, ...]]:
     children = list(signed_info)
-    if [c.tag for c in children[:2]] != [_ds("CanonicalizationMethod"), _ds("SignatureMethod")] \
-            or len(children) < 3 or any(c.tag != _ds("Reference") for c in children[2:]):
+    head = [c.tag for c in children[:2]]
+    if head != [_ds("CanonicalizationMethod"), _ds("SignatureMethod")] or len(children) < 3 \
+            or any(c.tag != _ds("Reference") for c in children[2:]):
         raise _structure("SignedInfo は CanonicalizationMethod, SignatureMethod, Reference で構成します")
     _check_c14n(children[0], AlgorithmError, "algorithm-forbidden")
     if children[1].get("Algorithm") not in _SIGNATURE_METHOD_URIS or len(children[1]):
-        raise AlgorithmError(f"許可されていない署名方式です: {children[1].get('Algorithm')}", code="algorithm-forbidden")
+        raise AlgorithmError(f"許可されていない署名方式です: {children[1].get('Algorithm')}",
+                             code="algorithm-forbidden")
     manifest_uri: str | None = None
     member_uris: list[str] = []
     for reference in children[2:]:

@@ -198,7 +198,8 @@ class CertificateValidator:
                                    code="certificate-authentication-cert")
         expected = POLICY_SIGNING_TEST if anchor.test else POLICY_SIGNING
         if expected not in policies:
-            raise CertificateError(f"証明書ポリシーが署名用電子証明書のものではありません（{', '.join(policies) or 'なし'}）",
+            found = ", ".join(policies) or "なし"
+            raise CertificateError(f"証明書ポリシーが署名用電子証明書のものではありません（{found}）",
                                    code="certificate-policy")
 
 
@@ -235,7 +236,8 @@ def _check_key_usage(extensions: x509.Extensions) -> None:
 def _check_key_and_algorithm(cert: x509.Certificate) -> None:
     key = cert.public_key()
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size < MIN_RSA_BITS or key.public_numbers().e < 65537:
-        raise CertificateError(f"公開鍵が弱すぎます（RSA {MIN_RSA_BITS} ビット以上が必要）", code="certificate-weak-key")
+        raise CertificateError(f"公開鍵が弱すぎます（RSA {MIN_RSA_BITS} ビット以上が必要）",
+                               code="certificate-weak-key")
     try:
         strong = isinstance(cert.signature_hash_algorithm, _STRONG_HASHES) and isinstance(
             cert.signature_algorithm_parameters, (padding.PKCS1v15, padding.PSS))

@@ -9,11 +9,10 @@ equal the manifest. Only what the signature covers leaves this module. No Flask,
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
-
-from cryptography.hazmat.primitives import hashes
 
 from gateway.archive import MANIFEST_MEMBER, RawPackage, read_package
 from gateway.errors import PackageError, RevocationError, RevocationUnknown, SignatureError
@@ -102,7 +101,6 @@ def _check_members(manifest: Manifest, members: Mapping[str, bytes]) -> None:
 
 def _evidence(result: SignatureResult, signer: CertificateInfo, status: RevocationStatus,
               arrival_time: dt.datetime) -> dict[str, Any]:
-    cert = result.certificate
     return {
         "signed": True,
         "verified_as_of": arrival_time.isoformat(),
@@ -110,7 +108,7 @@ def _evidence(result: SignatureResult, signer: CertificateInfo, status: Revocati
         "certificate": {
             "subject": signer.subject, "issuer": signer.issuer, "serial": format(signer.serial_number, "x"),
             "not_before": signer.not_before.isoformat(), "not_after": signer.not_after.isoformat(),
-            "sha256": cert.fingerprint(hashes.SHA256()).hex(), "anchor_sha256": signer.anchor_fingerprint,
+            "sha256": hashlib.sha256(signer.der).hexdigest(), "anchor_sha256": signer.anchor_fingerprint,
             "policies": list(signer.policy_oids), "test_root": signer.test_root,
         },
         "revocation": _status_dict(status),

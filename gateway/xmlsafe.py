@@ -82,10 +82,10 @@ def _check_bytes(data: bytes, what: str) -> None:
     body = data[len(_UTF8_BOM):] if data.startswith(_UTF8_BOM) else data
     if body[:2] in (b"\xfe\xff", b"\xff\xfe") or b"\x00" in body[:4]:
         raise XmlError(f"{what}: 文字コードは UTF-8 である必要があります（UTF-16/UTF-32）", code="xml-encoding")
-    if body.startswith(b"<?xml") and (match := _XML_DECL_ENCODING.match(body)):
-        if match.group(1).lower() not in _UTF8_NAMES:
-            declared = match.group(1).decode("ascii", "replace")
-            raise XmlError(f"{what}: 文字コードは UTF-8 である必要があります（{declared}）", code="xml-encoding")
+    match = _XML_DECL_ENCODING.match(body)
+    if match and match.group(1).lower() not in _UTF8_NAMES:
+        declared = match.group(1).decode("ascii", "replace")
+        raise XmlError(f"{what}: 文字コードは UTF-8 である必要があります（{declared}）", code="xml-encoding")
     if b"<!DOCTYPE" in body:
         if b"<!ENTITY" in body:
             raise XmlError(f"{what}: 実体宣言（ENTITY）は使用できません", code="xml-entity-forbidden")

@@ -94,7 +94,7 @@ def test_declared_sizes_are_not_trusted():
 def test_compression_bomb_is_refused():
     zeros = b"\0" * (5 * 1024 * 1024)  # inflates ~1000x: far beyond the ratio of 200
     err = refused(make_zip([("kousei.xml", KOUSEI), ("bomb.pdf", zeros)]))
-    assert err.code == "package-bomb"
+    assert err.code == "package-bomb" and err.status == 413
     # A small, repetitive file is not a bomb (below the 1 MiB floor).
     read_package(make_zip([("kousei.xml", KOUSEI), ("form.xml", b"<a>" + b" " * 500_000 + b"</a>")]), LIMITS)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping
@@ -377,6 +378,22 @@ def test_untrusted_signer_is_refused_before_any_signature_math(validator, packag
     der = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
     evil = resign(edit(kousei, lambda r: setattr(_x509_data(r)[0], "text", der)), key, members)
     assert code(validator, evil, members) == "certificate-untrusted"
+
+
+def test_member_reference_saving_keeps_signxml_checks(validator, packages, pki):
+    """The member fast path refuses a transform even if structure checks were bypassed."""
+    kousei, members = packages[("exclusive", "raw")]
+    candidate = inspect_signature(parse_xml(kousei, what="kousei.xml"), members)
+
+    def member_transform(root):
+        member_ref = sig(root).find(ds("SignedInfo"))[3]
+        member_ref.insert(0, copy.deepcopy(manifest_ref(root).find(ds("Transforms"))))
+
+    evil = resign(edit(kousei, member_transform), pki.resident("yamada-taro").key, members)
+    bypassed = dataclasses.replace(candidate, document=parse_xml(evil, what="kousei.xml"))
+    with pytest.raises(GatewayError) as info:
+        verify_signature(bypassed, certificate=candidate.certificate, at=NOW)
+    assert info.value.code == "signature-structure"
 
 
 # --------------------------------------------------------------------------- independent signers

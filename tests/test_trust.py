@@ -13,7 +13,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.errors import CertificateError, StartupError
 from gateway.testpki import (
-    POLICY_SIGNING_PRODUCTION, POLICY_SIGNING_TEST, TestPKI, issue_certificate, root_name,
+    POLICY_SIGNING_PRODUCTION,
+    POLICY_SIGNING_TEST,
+    TestPKI,
+    issue_certificate,
+    root_name,
 )
 from gateway.trust import CertificateValidator, NoRevocationChecker, TrustAnchors
 
@@ -57,7 +61,8 @@ def custom_leaf(pki: TestPKI, *, hash_algorithm=None, ca: bool = False, critical
                .not_valid_before(NOW - dt.timedelta(days=1)).not_valid_after(NOW + dt.timedelta(days=30))
                .add_extension(key_usage or x509.KeyUsage(True, True, False, False, False, False, False, False, False),
                               critical=True)
-               .add_extension(x509.CertificatePolicies([x509.PolicyInformation(POLICY_SIGNING_TEST, None)]), critical=False)
+               .add_extension(x509.CertificatePolicies([x509.PolicyInformation(POLICY_SIGNING_TEST, None)]),
+                              critical=False)
                .add_extension(x509.AuthorityKeyIdentifier(
                    root.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest, None, None),
                    critical=False))
@@ -152,7 +157,8 @@ def test_validity_is_judged_as_of_arrival(pki, validator):
     before_expiry = expired.not_valid_after_utc - dt.timedelta(days=1)
     assert validator.validate(expired, before_expiry).serial_number == expired.serial_number
     valid = pki.resident("yamada-taro").cert
-    assert code_of(validator, valid, valid.not_valid_before_utc - dt.timedelta(seconds=1)) == "certificate-not-yet-valid"
+    just_before = valid.not_valid_before_utc - dt.timedelta(seconds=1)
+    assert code_of(validator, valid, just_before) == "certificate-not-yet-valid"
     with pytest.raises(ValueError):
         validator.validate(valid, dt.datetime.now())  # naive time: a programming error
 
@@ -179,7 +185,8 @@ def test_production_root_accepts_the_production_policy_without_test_roots(pki, t
     prod = CertificateValidator(TrustAnchors.load([path]), allow_test_roots=False)
     info = prod.validate(leaf(pki, root_cert=root, root_key=root_key, policy=POLICY_SIGNING_PRODUCTION), NOW)
     assert not info.test_root and info.policy_oids == (POLICY_SIGNING_PRODUCTION.dotted_string,)
-    assert code_of(prod, leaf(pki, root_cert=root, root_key=root_key, policy=POLICY_SIGNING_TEST)) == "certificate-policy"
+    test_policy = leaf(pki, root_cert=root, root_key=root_key, policy=POLICY_SIGNING_TEST)
+    assert code_of(prod, test_policy) == "certificate-policy"
 
 
 def test_key_usage_must_be_critical_signature_and_non_repudiation(pki, validator):

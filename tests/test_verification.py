@@ -10,7 +10,13 @@ from cryptography import x509
 
 from gateway.archive import read_package
 from gateway.errors import (
-    CertificateError, MunicipalityError, PackageError, RevocationError, RevocationUnknown, SignatureError, XmlError,
+    CertificateError,
+    MunicipalityError,
+    PackageError,
+    RevocationError,
+    RevocationUnknown,
+    SignatureError,
+    XmlError,
 )
 from gateway.models import Applicant, AttachmentInfo, CertificateInfo, Limits, SignaturePolicy, VerifiedPackage
 from gateway.packaging import build_manifest, build_package, make_signed_package, sign_package
@@ -71,7 +77,8 @@ def test_unsigned_content_outside_the_signed_manifest_never_flows(pki, validator
     """Anything added to kousei.xml outside 構成情報 is not what the manifest is read from."""
     raw = dict(read_package(package(pki, c14n="exclusive"), Limits()).members)
     kousei = raw.pop("kousei.xml")
-    evil = kousei.replace("</DataRoot>".encode(), "<管理情報><到達番号>999999999999999999</到達番号></管理情報></DataRoot>".encode())
+    unsigned = "<管理情報><到達番号>999999999999999999</到達番号></管理情報>"
+    evil = kousei.replace(b"</DataRoot>", f"{unsigned}</DataRoot>".encode())
     verified = verify(build_package(raw, evil), validator)
     assert verified.manifest.arrival_number == "202611280000012345"
 
