@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
+from gateway.c14n import canonicalize as c14n_subtree
 from gateway.models import Applicant, AttachmentInfo, Manifest
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -43,7 +44,6 @@ C14n = Literal["inclusive", "exclusive"]
 UriStyle = Literal["raw", "percent"]
 _C14N_URIS = {"inclusive": C14N_INCLUSIVE, "exclusive": C14N_EXCLUSIVE}
 # Our own output is trusted, but parse it the safe way anyway: no DTD, no entities, no network.
-_XML_NS = "{http://www.w3.org/XML/1998/namespace}"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, remove_blank_text=False)
 
 
@@ -109,23 +109,8 @@ def build_manifest(*, arrival_number: str, procedure_code: str, municipality_cod
 
 
 def canonicalize(node: etree._Element, c14n: C14n) -> bytes:
-    """C14N 1.0 (without comments) of ``node`` and its descendants, as a verifier computes it.
-
-    Not ``etree.tostring(node, method="c14n")``: with lxml 6.1 / libxml2 2.14 that emits a
-    spurious ``xmlns=""`` on grandchildren of an apex whose default namespace is declared on
-    an ancestor (here SignedInfo under ``<Signature xmlns=ds>``), which xmlsec1 and the JDK
-    rightly do not. Serializing the subtree (lxml writes every in-scope namespace on it) and
-    canonicalizing the reparsed copy as a whole document is correct; for inclusive C14N the
-    ``xml:*`` attributes inherited from ancestors are added to the apex, as C14N 1.0 wants.
-    """
-    copy = etree.fromstring(etree.tostring(node, encoding="UTF-8", with_tail=False), _PARSER)
-    if c14n == "inclusive":
-        for ancestor in node.iterancestors():
-            for name, value in ancestor.attrib.items():
-                if name.startswith(_XML_NS) and name not in copy.attrib:
-                    copy.set(name, value)
-    return etree.tostring(copy.getroottree(), method="c14n", exclusive=(c14n == "exclusive"),
-                          with_comments=False)
+    """C14N 1.0 (without comments) of ``node``, as a verifier computes it (:mod:`gateway.c14n`)."""
+    return c14n_subtree(node, exclusive=(c14n == "exclusive"))
 
 
 def _b64(data: bytes) -> str:

@@ -38,9 +38,9 @@ from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, Signatur
 from signxml.verifier import VerifyResult
 
 from gateway.errors import AlgorithmError, CertificateError, SignatureError, XmlError
+from gateway.signxml_adapter import DS, DetachedVerifier, VerifiedReference, _ds, fragment
 from gateway.xmlsafe import hardened_parser
 
-DS = "http://www.w3.org/2000/09/xmldsig#"
 EXC_C14N_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 MANIFEST_ID = "構成情報"
@@ -52,10 +52,6 @@ DIGEST_METHODS = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, Dige
 _SIGNATURE_METHOD_URIS = frozenset(m.value for m in SIGNATURE_METHODS)
 _DIGEST_METHOD_URIS = frozenset(m.value for m in DIGEST_METHODS)
 _ID_LIKE_ATTRIBUTES = etree.XPath("//@*[local-name()='ID' or local-name()='Id' or local-name()='id']")
-
-
-def _ds(tag: str) -> str:
-    return f"{{{DS}}}{tag}"
 
 
 @dataclass(frozen=True)
@@ -71,22 +67,6 @@ class SignatureCandidate:
     signature_id: str | None
     signature_method: str
     c14n_method: str
-
-
-@dataclass(frozen=True)
-class VerifiedReference:
-    """One reference as signxml verified it (read from the verified SignedInfo)."""
-
-    uri: str
-    digest_method: str
-    digest_value: str
-    """Base64, as signed."""
-    transform: str | None
-    signed_xml: etree._Element | None = field(default=None, repr=False, compare=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"uri": self.uri, "digest_method": self.digest_method, "digest": self.digest_value,
-                "transform": self.transform}
 
 
 @dataclass(frozen=True)
@@ -210,7 +190,7 @@ def _check_signed_info(signed_info: etree._Element, members: Mapping[str, bytes]
     for reference in children[2:]:
         uri = reference.get("URI")
         transforms = _check_reference(reference)
-        if uri is not None and uri.startswith("#") and _fragment(uri) == MANIFEST_ID and manifest_uri is None:
+        if uri is not None and uri.startswith("#") and fragment(uri) == MANIFEST_ID and manifest_uri is None:
             if len(transforms) != 1:
                 raise AlgorithmError("構成情報 の参照には C14N の変換を一つだけ指定します",
                                      code="algorithm-transform-forbidden")
@@ -253,13 +233,6 @@ def _check_c14n(node: etree._Element, error: type[SignatureError], code: str) ->
     extra = [c for c in node if not (exclusive and c.tag == f"{{{EXC_C14N_NS}}}InclusiveNamespaces")]
     if algorithm not in C14N_METHODS or extra:
         raise error(f"許可されていない正規化・変換です: {algorithm}", code=code)
-
-
-def _fragment(uri: str) -> str | None:
-    try:
-        return unquote(uri[1:], errors="strict")
-    except UnicodeDecodeError:
-        return None
 
 
 def _certificate(key_info: etree._Element) -> x509.Certificate:
@@ -348,105 +321,3 @@ def _result(candidate: SignatureCandidate, certificate: x509.Certificate,
         c14n_method=candidate.c14n_method, manifest_reference=manifest,
         member_references=MappingProxyType({uri: references[uri] for uri in candidate.member_uris}),
         signature_id=candidate.signature_id)
-
-
-# --------------------------------------------------------------------------- signxml, narrowly adapted
-
-
-class DetachedVerifier(XMLVerifier):
-    """signxml's verifier with the fixes this package format needs, each as small as possible.
-
-    Reference handling, algorithm policy and the signature math stay signxml's. One instance
-    per verification (signxml keeps per-call state on the instance).
-    """
-
-    def __init__(self, members: Mapping[str, bytes]) -> None:
-        super().__init__()
-        self._members = members
-        self.verified_references: list[VerifiedReference] = []
-
-    def resolve_member(self, uri: str) -> bytes | None:
-        """``uri_resolver``: a detached reference names a member exactly; nothing else resolves."""
-        return self._members.get(uri)
-
-    def get_root(self, data: Any) -> etree._Element:
-        # Saving: verify the very tree inspect_signature checked (parsed once, by xmlsafe's
-        # hardened parser) instead of a serialised copy. signxml only reads the root; every
-        # step that could modify it works on copies of its own.
-        if isinstance(data, etree._Element):
-            return data
-        return super().get_root(data)
-
-    def _tostring(self, xml_node: etree._Element, **kwargs: Any) -> bytes:
-        # Fix (a): signxml copies nodes with etree.tostring(), which defaults to ASCII. Text can
-        # be escaped as character references but element names cannot, so the copy of a
-        # document with Japanese element names (構成情報, 署名情報) does not re-parse.
-        kwargs.setdefault("encoding", "utf-8")
-        return etree.tostring(xml_node, **kwargs)
-
-    def _c14n(self, nodes: Any, algorithm: CanonicalizationMethod, inclusive_ns_prefixes: Any = None) -> bytes:
-        # Fix (b): libxml2's inclusive C14N of a subtree whose default namespace is declared on
-        # an ancestor emits xmlns="" on grandchildren (SignedInfo/Reference/DigestMethod…), so
-        # the canonical SignedInfo differs from what the signer signed. Canonicalizing the
-        # subtree as the root of its own document is correct: lxml's serialisation carries the
-        # ancestors' namespace declarations. Exclusive C14N is unaffected and left alone.
-        exclusive = algorithm.value.startswith(CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value)
-        if isinstance(nodes, etree._Element) and nodes.getparent() is not None and not exclusive:
-            nodes = self._fromstring(self._tostring(nodes))
-        return super()._c14n(nodes, algorithm, inclusive_ns_prefixes=inclusive_ns_prefixes)
-
-    def _resolve_reference(self, doc_root: etree._Element, reference: etree._Element,
-                           uri_resolver: Any = None) -> Any:
-        # Fix (c): a same-document reference may be percent-encoded (#%E6%A7%8B…, as some e-Gov
-        # tooling writes); signxml compares the raw fragment with the attribute value. Decode
-        # it as UTF-8 (strictly) and let signxml resolve the decoded fragment as usual.
-        uri = reference.get("URI")
-        if uri is not None and uri.startswith("#") and "%" in uri:
-            decoded = _fragment(uri)
-            if decoded is None:
-                raise InvalidInput(f"Unable to resolve reference URI: {uri}")
-            reference = etree.Element(reference.tag, URI="#" + decoded)  # signxml reads only URI
-        return super()._resolve_reference(doc_root, reference, uri_resolver=uri_resolver)
-
-    def _get_cert_description(self, cert: x509.Certificate, cert_source: str) -> str:
-        # Saving: signxml renders the subject (rfc4514_string, ~30 µs) on every call only for an
-        # error message; trust.py has already judged the certificate's validity as of arrival.
-        return f"{cert_source} (serial={cert.serial_number})"
-
-    def _verify_reference(self, reference: etree._Element, index: int, root: etree._Element,
-                          uri_resolver: Any, *args: Any) -> Any:
-        uri = reference.get("URI") or ""
-        digest_method = self._find(reference, "DigestMethod").get("Algorithm")
-        digest_value = "".join((self._find(reference, "DigestValue").text or "").split())
-        if uri.startswith("#"):
-            result = super()._verify_reference(reference, index, root, uri_resolver, *args)
-            transform = reference.find(f"{_ds('Transforms')}/{_ds('Transform')}")
-            transform_uri = None if transform is None else transform.get("Algorithm")
-        else:
-            result = self._verify_member_reference(reference, index, uri, digest_method, digest_value, *args)
-            transform_uri = None
-        # Record which reference was verified, read from the verified SignedInfo (signxml's
-        # results carry no URI), so the caller matches results to members exactly.
-        self.verified_references.append(VerifiedReference(
-            uri=uri, digest_method=digest_method, digest_value=digest_value, transform=transform_uri,
-            signed_xml=result.signed_xml if uri.startswith("#") else None))
-        return result
-
-    def _verify_member_reference(self, reference: etree._Element, index: int, uri: str, digest_method: str,
-                                 digest_value: str, c14n_algorithm: Any, signature: etree._Element,
-                                 signature_key_used: Any) -> VerifyResult:
-        # Saving: for a detached member reference signxml would serialise and re-parse the
-        # whole kousei.xml (a copy only the enveloped transform needs) and then try to parse
-        # the member itself as XML for a signed_xml nobody reads. What it checks is kept:
-        # the member resolved by exact name, no transforms, an allowed digest algorithm, and
-        # the digest of the member's raw bytes.
-        payload = self.resolve_member(uri)
-        if payload is None:
-            raise InvalidInput(f"Unable to resolve reference URI: {uri}")
-        if self._find(reference, "Transforms", require=False) is not None:
-            raise InvalidInput(f"Transforms are not allowed on a member reference: {uri}")
-        algorithm = DigestAlgorithm(digest_method)
-        self.check_digest_alg_expected(algorithm)
-        if base64.b64decode(digest_value) != self._get_digest(payload, algorithm):
-            raise InvalidDigest(f"Digest mismatch for reference {index} ({uri})")
-        return VerifyResult(payload, None, signature, signature_key=b"")
