@@ -173,6 +173,17 @@ class UnsupportedMediaType(PackageError):
     title = "Content-Type は application/zip である必要があります"
 
 
+class TransformError(GatewayError):
+    """A procedure plugin could not produce a valid record: the gateway's fault, not the resident's.
+
+    The application stays ``validated`` (accepted, nothing lost) for staff to re-run.
+    """
+
+    code = "schema-target-invalid"
+    status = 500
+    title = "連携データへの変換に失敗しました"
+
+
 class StartupError(GatewayError):
     """Bad configuration or plugins: the gateway refuses to start."""
 

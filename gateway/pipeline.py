@@ -14,15 +14,15 @@ from typing import Any
 
 from gateway.archive import RawPackage, read_package
 from gateway.config import limits_from
-from gateway.errors import GatewayError, MunicipalityError, RevocationUnknown, RuleError
+from gateway.errors import GatewayError, MunicipalityError, RevocationUnknown, RuleError, TransformError
 from gateway.manifest import peek_arrival_number
-from gateway.models import FormContext, Limits, Procedure, Receipt, SignaturePolicy, VerifiedPackage
+from gateway.models import FormContext, Limits, Procedure, Receipt, SignaturePolicy, TargetRecord, VerifiedPackage
 from gateway.plugins import Plugins
 from gateway.store import Store, manifest_fields, signer_summary
 from gateway.store.lifecycle import problems_json
 from gateway.store.views import Step
 from gateway.trust import CertificateValidator, TrustAnchors
-from gateway.validation import run_checks, validate_form
+from gateway.validation import run_checks, validate_form, validate_target
 from gateway.verification import verify_package
 from gateway.xmlsafe import parse_xml
 
@@ -114,13 +114,22 @@ class Pipeline:
         except GatewayError as err:
             self.store.advance(app_id, [verified_step, _refusal_step(err)], actor="system")
             raise
-        record = procedure.transform(context)
+        validated_step = Step("validated", "様式・業務ルールを検証しました")
+        try:
+            record = self.transform(procedure, context)
+        except TransformError as err:
+            # Accepted all the same: the plugin is at fault, not the resident. The application
+            # waits in `validated` with the error for staff; nothing is lost or delivered.
+            log.error("transform of %s by %s failed: %s", arrival_number, procedure.code, err.detail)
+            self.store.advance(app_id, [verified_step, Step("validated", err.code, {
+                "error_code": err.code, "error_detail": err.detail})], actor=f"plugin:{procedure.code}")
+            return Receipt(arrival_number, "validated", procedure.code, received_at, flags=verified.flags)
         channel = self.plugins.route_delivery(procedure, verified.manifest)
         # Verified, validated and queued become durable in one commit after the arrival's.
         self.store.queue_delivery(
             app_id, record=record, channel=channel, plugin=procedure.code,
             plugin_version=procedure.plugin_version, actor=f"plugin:{procedure.code}",
-            steps_before=[verified_step, Step("validated", "様式・業務ルールを検証しました")])
+            steps_before=[verified_step, validated_step])
         return Receipt(arrival_number, "queued", procedure.code, received_at, flags=verified.flags)
 
     # ------------------------------------------------------------------ steps (also used by `gateway verify`)
@@ -146,6 +155,17 @@ class Pipeline:
         if problems:
             raise RuleError(f"{len(problems)} 件の誤りがあります", problems=problems)
         return context
+
+    def transform(self, procedure: Procedure, context: FormContext) -> TargetRecord:
+        """The procedure's record, checked against its target schema before anything is queued."""
+        try:
+            record = procedure.transform(context)
+        except TransformError:
+            raise
+        except Exception as exc:  # a plugin bug must not lose an accepted application
+            raise TransformError(f"{procedure.code} の変換でエラーが発生しました: {type(exc).__name__}") from exc
+        validate_target(record)
+        return record
 
     # ------------------------------------------------------------------ policy
 

@@ -29,7 +29,7 @@ import xmlschema
 from elementpath import ElementPathError
 from lxml import etree
 
-from gateway.errors import GatewayError, Problem, SchemaError, StartupError, XmlError
+from gateway.errors import Problem, SchemaError, StartupError, TransformError, XmlError
 from gateway.models import FormContext, Procedure, TargetRecord
 from gateway.wareki import Precision, parse_date
 from gateway.xmlsafe import parse_xml
@@ -129,7 +129,7 @@ def run_checks(procedure: Procedure, context: FormContext) -> list[Problem]:
 def validate_target(record: TargetRecord) -> None:
     """Validate a transformed record against its target schema (tests, strict mode).
 
-    :raises GatewayError: ``schema-target-invalid`` (status 500: the transform is at fault,
+    :raises TransformError: ``schema-target-invalid`` (status 500: the transform is at fault,
         not the resident).
     """
     if record.schema is None:
@@ -137,12 +137,12 @@ def validate_target(record: TargetRecord) -> None:
     try:
         root = parse_xml(record.content, what=record.filename)
     except XmlError as exc:
-        raise GatewayError(f"変換結果が整形式のXMLではありません: {exc.detail}", code="schema-target-invalid") from exc
+        raise TransformError(f"変換結果が整形式のXMLではありません: {exc.detail}") from exc
     schema = compiled_schema(record.schema)
     if not schema.validate(root.getroottree()):
         problems = schema_problems(record.schema, root, schema)
-        raise GatewayError(f"変換結果が連携先 {record.target} の形式に適合しません（{len(problems)}件）",
-                           code="schema-target-invalid", problems=problems)
+        raise TransformError(f"変換結果が連携先 {record.target} の形式に適合しません（{len(problems)}件）",
+                             problems=problems)
 
 
 def schema_problems(path: Path, root: etree._Element, fast: etree.XMLSchema | None = None) -> list[Problem]:

@@ -95,3 +95,32 @@ def test_signature_policy_comes_from_procedure_then_config(make_pipeline):
     pipeline = make_pipeline(PROCEDURES={"childcare-01": {"MAX_SIGNATURES": 2}})
     assert pipeline.signature_policy_for("childcare-01").max_signatures == 2
     assert pipeline.signature_policy_for("care-01").unsigned_allowed is False
+
+
+def test_broken_transform_keeps_application_validated(make_pipeline, make_package, monkeypatch):
+    pipeline = make_pipeline()
+    procedure = pipeline.plugins.procedure("care-01", "1")
+    from dataclasses import replace
+
+    def broken(context):
+        raise KeyError("バグ")
+
+    pipeline.plugins.procedures[("care-01", "1")] = replace(procedure, transform=broken)
+    receipt = pipeline.intake(make_package("care-01"), source="test")
+    assert receipt.state == "validated"
+    view = pipeline.store.get_application(receipt.arrival_number)
+    assert (view.state, view.application.error_code) == ("validated", "schema-target-invalid")
+    assert view.deliveries == ()
+
+
+def test_transform_output_must_match_target_schema(make_pipeline, make_package):
+    from dataclasses import replace
+
+    from gateway.models import TargetRecord
+
+    pipeline = make_pipeline()
+    procedure = pipeline.plugins.procedure("childcare-01", "1")
+    bad = lambda context: TargetRecord(b"<wrong/>", "application/xml", "x.xml", procedure.target,  # noqa: E731
+                                       procedure.target_schema)
+    pipeline.plugins.procedures[("childcare-01", "1")] = replace(procedure, transform=bad)
+    assert pipeline.intake(make_package("childcare-01"), source="test").state == "validated"
