@@ -114,6 +114,28 @@ def verify(ctx: AppContext, package: Path, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("arrival_number")
+@click.option("--json", "as_json", is_flag=True, help="機械可読なJSONで出力する")
+@pass_ctx
+def show(ctx: AppContext, arrival_number: str, as_json: bool) -> None:
+    """申請の状態と履歴を表示する (個人情報は表示しない)."""
+    view = ctx.app.extensions["gateway.store"].get_application(arrival_number)
+    if view is None:
+        raise click.ClickException(f"到達番号 {arrival_number} の申請はありません")
+    data = view.as_dict()
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"到達番号 {arrival_number}  状態 {data['state_label']} ({data['state']})  手続 {data['procedure']}")
+    if data.get("error"):
+        click.echo(f"  エラー {data['error']['code']}: {data['error']['detail']}")
+    for step in data["history"]:
+        click.echo(f"  {step['at']}  {step['from'] or '-':>22} → {step['to']:<22} {step['actor']}  {step['reason']}")
+    for delivery in data["deliveries"]:
+        click.echo(f"  連携 {delivery.get('channel')} {delivery.get('status')} {delivery.get('receipt_id') or ''}")
+
+
+@main.command()
 @pass_ctx
 def procedures(ctx: AppContext) -> None:
     """登録されている手続の一覧."""

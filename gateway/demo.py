@@ -8,6 +8,7 @@ the core-system records into the drop folder.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 import urllib.error
@@ -37,6 +38,8 @@ def run_demo(*, port: int = 0, keep_running: bool = False, echo: Echo = print) -
         "API_TOKENS": {"demo-portal": token},
         "WORKER": {"POLL_SECONDS": 0.2},
     }
+    if not os.environ.get("GATEWAY_LOG_LEVEL"):
+        overrides["LOG_LEVEL"] = "WARNING"  # the narration below says what happens
     app = create_app(overrides=overrides)
     cfg = app.config
     plugins = app.extensions["gateway"]
@@ -55,6 +58,9 @@ def run_demo(*, port: int = 0, keep_running: bool = False, echo: Echo = print) -
                 continue
             sample = sample_for(cfg, code, "valid")
             data = make_sample_package(cfg, code, sample, pki_dir=pki_dir)
+            saved = Path(cfg["DATA_DIR"]) / "demo" / f"{code}.zip"
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_bytes(data)
             status, body = post(data)
             echo(f"[{code}] {proc.title}\n  → HTTP {status} {body.get('state', body.get('code'))}"
                  f"  到達番号 {body.get('arrival_number', '-')}")
@@ -67,12 +73,22 @@ def run_demo(*, port: int = 0, keep_running: bool = False, echo: Echo = print) -
         failures += _show_refusals(cfg, pki_dir, post, echo)
         echo("\n配信ワーカーの処理を待っています…")
         failures += _wait_delivered(app, queued, echo)
+        drop = Path(cfg["CHANNELS"]["filedrop"]["DIR"])
+        echo(f"\n配信フォルダ {drop} の中身:")
+        for path in sorted(drop.rglob("*.xml")):
+            echo(f"  {path.relative_to(drop)}  {path.stat().st_size:,} バイト")
         echo("\n確認方法:")
-        echo(f"  curl -H 'Authorization: Bearer {token}' {url}/api/v1/applications/{queued[0] if queued else '<到達番号>'}")
-        echo(f"  ls -R {cfg['CHANNELS']['filedrop']['DIR']}")
+        echo(f"  GATEWAY_ALLOW_TEST_ROOTS=true GATEWAY_TRUST_ANCHORS='[\"{pki_dir}/roots/*.pem\"]' \\\n"
+             f"    ./dev gateway verify {Path(cfg['DATA_DIR']) / 'demo' / 'childcare-01.zip'}   (検証レポート)")
+        if queued:
+            echo(f"  ./dev gateway show {queued[0]}   (状態と履歴)")
         if keep_running:
+            echo(f"  curl -H 'Authorization: Bearer {token}' {url}/api/v1/applications/"
+                 f"{queued[0] if queued else '<到達番号>'}")
             echo(f"\nゲートウェイは {url} で動作中です (Ctrl+C で終了)")
             _sleep_forever()
+    if not keep_running:
+        echo("  (./dev demo --keep-running でゲートウェイを動かしたまま HTTP API を試せます)")
     echo("\nデモ完了" + ("" if not failures else f" (想定外の結果 {failures} 件)"))
     return 0 if not failures else 1
 

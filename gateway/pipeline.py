@@ -128,7 +128,7 @@ class Pipeline:
         # Verified, validated and queued become durable in one commit after the arrival's.
         self.store.queue_delivery(
             app_id, record=record, channel=channel, plugin=procedure.code,
-            plugin_version=procedure.plugin_version, actor=f"plugin:{procedure.code}",
+            plugin_version=procedure.plugin_version, actor="system",
             steps_before=[verified_step, validated_step])
         return Receipt(arrival_number, "queued", procedure.code, received_at, flags=verified.flags)
 

@@ -70,7 +70,11 @@ def _signature_step(verified: Any) -> Step:
     if not verified.signed:
         return Step("電子署名", True, ("署名なし (手続の方針で許可) — 要本人確認",))
     ev = verified.evidence.get("signature", {})
-    lines = [f"{k}: {v}" for k, v in ev.items() if not isinstance(v, (dict, list))]
+    lines = [f"署名ID {ev.get('id') or '-'}",
+             f"署名方式 {ev.get('signature_method')}",
+             f"正規化方式 {ev.get('c14n_method')}",
+             f"参照 {ev.get('manifest', {}).get('uri')} (構成情報)"]
+    lines += [f"参照 {name} ダイジェスト一致" for name in ev.get("members", {})]
     return Step("電子署名 (XMLDSig)", True, tuple(lines))
 
 
