@@ -22,6 +22,9 @@ def iter_packages(path: Path, *, limits: Limits) -> Iterator[tuple[str, bytes]]:
         for file in sorted(path.glob("*.zip")):
             yield file.name, _read_bounded_file(file, limits.max_package_bytes)
         return
+    if not zipfile.is_zipfile(path):  # let the intake refuse (and record) it like any bad package
+        yield path.name, _read_bounded_file(path, limits.max_package_bytes)
+        return
     with zipfile.ZipFile(path) as outer:
         names = outer.namelist()
         if "kousei.xml" in names:  # a single package, not a batch

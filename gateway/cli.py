@@ -25,7 +25,10 @@ class AppContext:
         if self._app is None:
             from gateway.app import create_app
 
-            self._app = create_app(overrides=self.overrides or None)
+            try:
+                self._app = create_app(overrides=self.overrides or None)
+            except GatewayError as err:  # configuration or plugins: one line, no traceback
+                raise click.ClickException(f"{err.title}: {err.detail}") from err
         return self._app
 
 
@@ -60,8 +63,9 @@ def worker(ctx: AppContext, once: bool) -> None:
     """配信キュー (outbox) を処理する."""
     import threading
 
-    from gateway.serving import make_worker
+    from gateway.serving import make_worker, resume_interrupted
 
+    resume_interrupted(ctx.app)
     w = make_worker(ctx.app)
     if once:
         click.echo(f"{w.run_once()} 件を処理しました")
@@ -166,13 +170,14 @@ def sample(procedure: str, out: Path | None, form_only: bool, variant: str, pki_
     """手続のサンプル申請 (署名付きパッケージ) を作る."""
     from gateway.samples import make_sample_package, sample_for
 
-    config = load_config()
-    found = sample_for(config, procedure, variant)
-    if form_only:
-        data = found.form_xml
-    else:
-        data = make_sample_package(config, procedure, found, pki_dir=pki_dir, resident=resident,
-                                   arrival_number=arrival_number, signed=not unsigned)
+    try:
+        config = load_config()
+        found = sample_for(config, procedure, variant)
+        data = found.form_xml if form_only else make_sample_package(
+            config, procedure, found, pki_dir=pki_dir, resident=resident,
+            arrival_number=arrival_number, signed=not unsigned)
+    except GatewayError as err:
+        raise click.ClickException(f"{err.title}: {err.detail}") from err
     if out:
         out.write_bytes(data)
         click.echo(f"{out} ({len(data)} bytes)", err=True)

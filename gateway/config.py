@@ -42,7 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "CHANNELS": {"filedrop": {"DIR": ""}},  # empty DIR: <DATA_DIR>/drop
     "ROUTES": {},  # {"<団体コード>": {"<procedure>": "<channel>"}} or {"*": {...}}
     "PROCEDURES": {},  # per-procedure settings, e.g. {"disaster-01": {"UNSIGNED_ALLOWED": true}}
-    "WORKER": {"POLL_SECONDS": 1.0, "MAX_ATTEMPTS": 8, "BACKOFF_SECONDS": 5.0, "IN_PROCESS": True},
+    "WORKER": {"POLL_SECONDS": 1.0, "MAX_ATTEMPTS": 8, "BACKOFF_SECONDS": 5.0, "LEASE_SECONDS": 300.0},
     "DISABLED_PLUGINS": [],
     "LOAD_ENTRYPOINTS": True,
     "LOG_LEVEL": "INFO",

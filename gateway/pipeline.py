@@ -18,7 +18,8 @@ from gateway.errors import GatewayError, MunicipalityError, RevocationUnknown, R
 from gateway.manifest import peek_arrival_number
 from gateway.models import FormContext, Limits, Procedure, Receipt, SignaturePolicy, TargetRecord, VerifiedPackage
 from gateway.plugins import Plugins
-from gateway.store import Store, manifest_fields, signer_summary
+from gateway.states import IllegalTransition
+from gateway.store import Application, Store, manifest_fields, signer_summary
 from gateway.store.lifecycle import problems_json
 from gateway.store.views import Step
 from gateway.trust import CertificateValidator, TrustAnchors
@@ -28,6 +29,10 @@ from gateway.xmlsafe import parse_xml
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
+STALE_AFTER = dt.timedelta(seconds=5)
+"""A resent package whose application is still ``received`` after this was stopped half-way
+(a crash, or an error before verification ended): the resend resumes it. Resuming twice is
+harmless (the store refuses the second set of transitions), only wasted work."""
 
 
 def utcnow() -> dt.datetime:
@@ -93,9 +98,36 @@ class Pipeline:
                                             received_at=received_at, source=source)
         app = arrival.application
         if arrival.replay:
+            if app.state == "received" and self.clock() - app.received_at > STALE_AFTER:
+                return self.resume(app)  # a crash stopped it half-way; the resend finishes it
             return Receipt(app.arrival_number, app.state, app.procedure_code or "",
                            app.received_at, replay=True, flags=tuple(app.flags or ()))
         return self._process(app.id, app.arrival_number, raw, received_at)
+
+    def resume(self, app: Application) -> Receipt:
+        """Finish an application a crash left in ``received``, judged as of its arrival."""
+        raw = read_package(self.store.get_blob(app.package_sha256), self.policy.limits)
+        try:
+            return self._process(app.id, app.arrival_number, raw, app.received_at)
+        except IllegalTransition:  # another process finished it in the meantime
+            now = self.store.get_application_by_id(app.id)
+            return Receipt(app.arrival_number, now.state, now.application.procedure_code or "",
+                           app.received_at, replay=True)
+
+    def resume_stale(self, older_than: dt.timedelta = dt.timedelta(0)) -> int:
+        """Finish every application an earlier stop left in ``received`` (run at start-up)."""
+        resumed = 0
+        for app in self.store.list_applications(state="received", limit=10_000):
+            if self.clock() - app.received_at <= older_than:
+                continue
+            try:
+                self.resume(app)
+            except GatewayError:
+                pass  # refused: recorded by _process, nothing more to do here
+            resumed += 1
+        if resumed:
+            log.warning("resumed %d application(s) left in 'received' by an earlier stop", resumed)
+        return resumed
 
     def _process(self, app_id: int, arrival_number: str, raw: RawPackage, received_at: dt.datetime) -> Receipt:
         try:

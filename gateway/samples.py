@@ -6,6 +6,7 @@ Used by ``gateway sample``, ``gateway demo``, the tests and the benchmark.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import secrets
 import zipfile
@@ -28,9 +29,16 @@ def new_arrival_number(today: dt.date | None = None) -> str:
 
 def ensure_pki(directory: Path) -> TestPKI:
     """Load the test PKI in ``directory``, creating it on first use."""
-    if (directory / "pki.json").is_file():
-        return load_pki(directory)
-    return init_pki(directory)
+    index = directory / "pki.json"
+    if not index.is_file():
+        init_pki(directory)
+    return _load_cached(directory.resolve(), index.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(directory: Path, _version: int) -> TestPKI:
+    # Loading checks nine RSA keys (~0.7 s): once per PKI version is enough.
+    return load_pki(directory)
 
 
 def signing_residents(pki: TestPKI) -> list[TestResident]:

@@ -15,6 +15,11 @@ from gateway.worker import DeliveryWorker
 log = logging.getLogger(__name__)
 
 
+def resume_interrupted(app: Flask) -> None:
+    """Finish what an earlier crash left half-way; run before serving or delivering."""
+    app.extensions["gateway.pipeline"].resume_stale()
+
+
 def make_worker(app: Flask) -> DeliveryWorker:
     """The delivery worker for this app's store, channels and retry settings."""
     settings = app.config["WORKER"]
@@ -26,6 +31,7 @@ def make_worker(app: Flask) -> DeliveryWorker:
         max_attempts=int(settings["MAX_ATTEMPTS"]),
         backoff_seconds=float(settings["BACKOFF_SECONDS"]),
         poll_seconds=float(settings["POLL_SECONDS"]),
+        lease_seconds=float(settings["LEASE_SECONDS"]),
         on_transition=plugins.state_changed,
     )
 
@@ -60,6 +66,7 @@ def running_server(app: Flask, host: str, port: int, threads: int = 8) -> Iterat
 
 def serve_forever(app: Flask, host: str, port: int, *, threads: int = 8, with_worker: bool = True) -> None:
     """Serve until interrupted; the delivery worker runs in-process unless disabled."""
+    resume_interrupted(app)
     server = create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True)
     log.info("ゲートウェイを起動しました: http://%s:%s", host, server.effective_port)
     if not with_worker:

@@ -124,3 +124,25 @@ def test_transform_output_must_match_target_schema(make_pipeline, make_package):
                                        procedure.target_schema)
     pipeline.plugins.procedures[("childcare-01", "1")] = replace(procedure, transform=bad)
     assert pipeline.intake(make_package("childcare-01"), source="test").state == "validated"
+
+
+def test_resend_resumes_an_application_a_crash_left_received(pipeline, make_package):
+    import datetime as dt
+
+    package = make_package("care-01", arrival_number="202611280000005555")
+    long_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    pipeline.store.record_arrival(arrival_number="202611280000005555", package=package,
+                                  source="http:portal", received_at=long_ago)  # then the crash
+    receipt = pipeline.intake(package, source="http:portal")
+    assert receipt.state == "queued"
+    view = pipeline.store.get_application("202611280000005555")
+    assert [t.to_state for t in view.history].count("received") == 1
+    assert view.application.received_at == long_ago  # judged as of the first arrival
+
+
+def test_startup_sweep_resumes_received_applications(pipeline, make_package):
+    package = make_package("childcare-01", arrival_number="202611280000005556")
+    pipeline.store.record_arrival(arrival_number="202611280000005556", package=package, source="batch")
+    assert pipeline.resume_stale() == 1
+    assert pipeline.store.get_application("202611280000005556").state == "queued"
+    assert pipeline.resume_stale() == 0
