@@ -25,6 +25,7 @@ from the manifest first, ``添付書類一覧`` last, and every date as a ``日�
 from __future__ import annotations
 
 from pathlib import Path
+
 from lxml import etree
 
 from gateway.models import FormContext, TargetRecord

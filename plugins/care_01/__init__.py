@@ -1,8 +1,7 @@
 """care-01: 要介護・要支援認定の申請 → ``kaigo-hoken``.
 
-A reference procedure plugin: form schema, business rules (:mod:`.checks`), transform
-(:mod:`.target`) and samples (:mod:`.sampledata`). Loaded through the ``gateway.plugins``
-entry point ``care_01 = "plugins.care_01"``; see README.md.
+A reference procedure plugin laid out as childcare-01 (see README.md); loaded through the
+``gateway.plugins`` entry point ``care_01 = "plugins.care_01"``.
 """
 
 from __future__ import annotations
@@ -14,28 +13,23 @@ from gateway import Procedure, hookimpl
 from gateway.config import SCHEMAS_DIR
 
 from .checks import CHECKS, FORM_NAMESPACE
-from .sampledata import expected_problems, sample, sample_attachments, sample_form, sample_variants
+from .sampledata import SAMPLES
 from .target import TARGET, TARGET_SCHEMA, transform
 
-CODE = "care-01"
-VERSION = "1"
-PLUGIN_VERSION = "1.0.0"
-
 PROCEDURE = Procedure(
-    code=CODE,
-    version=VERSION,
+    code="care-01",
+    version="1",
     title="要介護・要支援認定の申請",
     target=TARGET,
     form_namespace=FORM_NAMESPACE,
-    form_schema=SCHEMAS_DIR / "forms" / CODE / VERSION / f"{CODE}.xsd",
+    form_schema=SCHEMAS_DIR / "forms" / "care-01" / "1" / "care-01.xsd",
     target_schema=TARGET_SCHEMA,
     transform=transform,
     checks=CHECKS,
     # 医療保険の被保険者証の写し is needed for 第2号 only: a check, not listed here.
     required_attachments=(),
-    channel="filedrop",
-    plugin_version=PLUGIN_VERSION,
-    sample=sample,
+    plugin_version="1.0.0",
+    sample=SAMPLES.sample,
 )
 
 
@@ -44,5 +38,5 @@ def register_procedures(config: Mapping[str, Any]) -> list[Procedure]:
     return [PROCEDURE]
 
 
-__all__ = ["PROCEDURE", "register_procedures", "sample", "sample_form", "sample_attachments", "sample_variants",
-           "expected_problems"]
+sample, sample_form, sample_attachments = SAMPLES.sample, SAMPLES.form, SAMPLES.attachments
+sample_variants, expected_problems = SAMPLES.variants, SAMPLES.expected_problems

@@ -14,28 +14,24 @@ from gateway import Procedure, hookimpl
 from gateway.config import SCHEMAS_DIR
 
 from .checks import CHECKS, FORM_NAMESPACE
-from .sampledata import expected_problems, sample, sample_attachments, sample_form, sample_variants
+from .sampledata import SAMPLES
 from .target import TARGET, TARGET_SCHEMA, transform
 
-CODE = "childcare-01"
-VERSION = "1"
-PLUGIN_VERSION = "1.0.0"
-
 PROCEDURE = Procedure(
-    code=CODE,
-    version=VERSION,
+    code="childcare-01",
+    version="1",
     title="児童手当等の受給資格及び児童手当の額についての認定請求",
     target=TARGET,
     form_namespace=FORM_NAMESPACE,
-    form_schema=SCHEMAS_DIR / "forms" / CODE / VERSION / f"{CODE}.xsd",
+    form_schema=SCHEMAS_DIR / "forms" / "childcare-01" / "1" / "childcare-01.xsd",
     target_schema=TARGET_SCHEMA,
     transform=transform,
     checks=CHECKS,
     # Both attachments are conditional (別居, 厚生年金等): they are checks, not listed here.
     required_attachments=(),
     channel="filedrop",
-    plugin_version=PLUGIN_VERSION,
-    sample=sample,
+    plugin_version="1.0.0",
+    sample=SAMPLES.sample,
 )
 
 
@@ -44,5 +40,6 @@ def register_procedures(config: Mapping[str, Any]) -> list[Procedure]:
     return [PROCEDURE]
 
 
-__all__ = ["PROCEDURE", "register_procedures", "sample", "sample_form", "sample_attachments", "sample_variants",
-           "expected_problems"]
+# Shortcuts to the samples, for tools and tests that import the plugin.
+sample, sample_form, sample_attachments = SAMPLES.sample, SAMPLES.form, SAMPLES.attachments
+sample_variants, expected_problems = SAMPLES.variants, SAMPLES.expected_problems

@@ -1,55 +1,27 @@
-"""care-01 (要介護・要支援認定の申請) tested with its own samples, end to end through validation."""
+"""care-01 (要介護・要支援認定の申請) tested with its own samples, end to end through validation.
+
+What every procedure is tested for lives in :mod:`procedure_cases`; here, what is care-01's own.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
-from importlib.metadata import entry_points
+from functools import partial
 
 import pytest
 from lxml import etree
 
 import plugins.care_01 as plugin
-from gateway.errors import Problem, SchemaError
-from gateway.models import Applicant, AttachmentInfo, FormContext, Manifest, VerifiedPackage
-from gateway.plugins import make_plugin_manager
-from gateway.validation import run_checks, validate_form, validate_target
-from gateway.xmlsafe import parse_xml
+from tests.plugins_builtin import procedure_cases as cases
 
 PROCEDURE = plugin.PROCEDURE
-JST = dt.timezone(dt.timedelta(hours=9))
-APPLIED_AT = dt.datetime(2026, 11, 28, 10, 15, tzinfo=JST)
-VALID = [v for v in plugin.sample_variants() if v.startswith("valid")]
-INVALID = [v for v in plugin.sample_variants() if v.startswith("invalid")]
+SAMPLES = plugin.SAMPLES
 T = {"t": "urn:jp:gateway:target:kaigo-hoken:1"}
-
-
-def context_for(form_xml: bytes, attachments: Mapping[str, tuple[str, str, bytes]] = {},
-                settings: Mapping[str, object] = {}, signed: bool = True) -> FormContext:
-    manifest = Manifest(
-        arrival_number="2026112800000123", procedure_code="care-01", municipality_code="131016",
-        application_kind="新規申請", original_arrival_number="", applied_at=APPLIED_AT,
-        applicant=Applicant(name="見本　幸子"), form_id="care-01", form_version="1",
-        form_filename="care-01.xml",
-        attachments=tuple(AttachmentInfo(title, name, media) for name, (title, media, _) in attachments.items()))
-    package = VerifiedPackage(manifest=manifest, form_xml=form_xml, signed=signed,
-                              attachments={name: data for name, (_, _, data) in attachments.items()})
-    return FormContext(package=package, form=parse_xml(form_xml, what="care-01.xml"), settings=settings)
-
-
-def problems_for(form_xml: bytes, attachments: Mapping[str, tuple[str, str, bytes]] = {},
-                 settings: Mapping[str, object] = {}) -> list[Problem]:
-    """Schema problems if the schema fails (as the pipeline stops there), else rule problems."""
-    context = context_for(form_xml, attachments, settings)
-    try:
-        validate_form(PROCEDURE, form_xml, context.form)
-    except SchemaError as err:
-        return list(err.problems)
-    return run_checks(PROCEDURE, context)
+context_for = partial(cases.context_for, PROCEDURE)
+problems_for = partial(cases.problems_for, PROCEDURE)
 
 
 def with_birth_date(variant: str, born: str) -> bytes:
-    form_xml = plugin.sample_form(variant)
+    form_xml = SAMPLES.form(variant)
     start = form_xml.index("<生年月日>".encode()) + len("<生年月日>".encode())
     end = form_xml.index("</生年月日>".encode())
     return form_xml[:start] + born.encode() + form_xml[end:]
@@ -58,40 +30,22 @@ def with_birth_date(variant: str, born: str) -> bytes:
 # --------------------------------------------------------------------------- the samples
 
 
-def test_samples_exist() -> None:
-    assert len(VALID) >= 2 and len(INVALID) >= 5
-    assert plugin.sample_form() == plugin.sample_form("valid-first-category")
+def test_samples_are_complete() -> None:
+    cases.assert_samples_complete(SAMPLES)
+    assert SAMPLES.default_variant == "valid-first-category"
+    assert SAMPLES.attachments() == {}
 
 
-@pytest.mark.parametrize("variant", VALID)
-def test_valid_sample_validates_and_transforms_to_a_valid_record(variant: str) -> None:
-    sample = plugin.sample(variant)
-    context = context_for(sample.form_xml, sample.attachments)
-    validate_form(PROCEDURE, sample.form_xml, context.form)
-    assert run_checks(PROCEDURE, context) == []
-    record = PROCEDURE.transform(context)
-    assert (record.target, record.media_type, record.filename) == (
-        "kaigo-hoken", "application/xml", "2026112800000123_care-01.xml")
-    validate_target(record)
-
-
-@pytest.mark.parametrize("variant", INVALID)
-def test_invalid_sample_yields_exactly_its_expected_problems(variant: str) -> None:
-    sample = plugin.sample(variant)
-    found = problems_for(sample.form_xml, sample.attachments)
-    expected = plugin.expected_problems(variant)
-    assert expected, f"{variant} has no expected problems"
-    assert sorted((p.code, p.path) for p in found) == sorted((e["code"], e["path"]) for e in expected)
-    for problem in found:
-        assert isinstance(problem.line, int) and problem.line > 0
-        assert problem.message and not problem.message.isascii()
+@pytest.mark.parametrize("variant", SAMPLES.variants())
+def test_sample_does_what_its_name_says(variant: str) -> None:
+    cases.assert_sample(PROCEDURE, SAMPLES, variant)
 
 
 # --------------------------------------------------------------------------- the record
 
 
 def test_first_category_record() -> None:
-    sample = plugin.sample("valid-first-category")
+    sample = SAMPLES.sample("valid-first-category")
     record = PROCEDURE.transform(context_for(sample.form_xml, sample.attachments, signed=False))
     root = etree.fromstring(record.content)
     assert root.tag == "{urn:jp:gateway:target:kaigo-hoken:1}要介護認定申請データ"
@@ -107,7 +61,7 @@ def test_first_category_record() -> None:
 
 
 def test_second_category_record_from_wareki_form() -> None:
-    sample = plugin.sample("valid-second-category-wareki")
+    sample = SAMPLES.sample("valid-second-category-wareki")
     root = etree.fromstring(PROCEDURE.transform(context_for(sample.form_xml, sample.attachments)).content)
     person = root.find("t:被保険者", T)
     assert person.find("t:被保険者番号", T) is None
@@ -117,6 +71,10 @@ def test_second_category_record_from_wareki_form() -> None:
     assert root.findtext("t:特定疾病名", namespaces=T) == "脳血管疾患"
     assert root.findtext("t:本人の居所/t:施設名", namespaces=T) == "見本総合病院"
     assert root.find("t:添付書類一覧", T).get("件数") == "1"
+
+
+def test_transform_is_fast() -> None:
+    cases.assert_transform_is_fast(PROCEDURE, SAMPLES)
 
 
 # --------------------------------------------------------------------------- rules in detail
@@ -133,20 +91,20 @@ def test_second_category_record_from_wareki_form() -> None:
 def test_category_follows_the_legal_age_on_the_application_date(born: str, category: str, codes: list[str]) -> None:
     variant = "valid-first-category" if category == "第1号" else "valid-second-category-wareki"
     form_xml = with_birth_date(variant, born)
-    assert [p.code for p in problems_for(form_xml, plugin.sample_attachments(variant))] == codes
+    assert [p.code for p in problems_for(form_xml, SAMPLES.attachments(variant))] == codes
 
 
 def test_insurer_check_digit_is_opt_in() -> None:
-    form_xml = plugin.sample_form("valid").replace(b">131011<", b">131012<")
+    form_xml = SAMPLES.form("valid").replace(b">131011<", b">131012<")
     assert problems_for(form_xml) == []
     found = problems_for(form_xml, settings={"INSURER_CHECK_DIGIT": "mod10-21"})
     assert [(p.code, p.path) for p in found] == [("rule-insurer-number", "/要介護認定申請書/被保険者/保険者番号")]
     assert "検査用数字" in found[0].message
-    assert problems_for(plugin.sample_form("valid"), settings={"INSURER_CHECK_DIGIT": "mod10-21"}) == []
+    assert problems_for(SAMPLES.form("valid"), settings={"INSURER_CHECK_DIGIT": "mod10-21"}) == []
 
 
 def test_agent_other_than_other_needs_an_office_number() -> None:
-    form_xml = plugin.sample_form("valid").replace("    <事業所番号>1370000001</事業所番号>\n".encode(), b"")
+    form_xml = SAMPLES.form("valid").replace("    <事業所番号>1370000001</事業所番号>\n".encode(), b"")
     assert [(p.code, p.path) for p in problems_for(form_xml)] == [
         ("rule-office-number-missing", "/要介護認定申請書/提出代行者/種別")]
     other = form_xml.replace("<種別>地域包括支援センター</種別>".encode(), "<種別>その他</種別>".encode())
@@ -157,11 +115,7 @@ def test_agent_other_than_other_needs_an_office_number() -> None:
 
 
 def test_registered_through_its_entry_point() -> None:
-    (entry,) = [e for e in entry_points(group="gateway.plugins") if e.name == "care_01"]
-    assert entry.load() is plugin
-    pm = make_plugin_manager({"LOAD_ENTRYPOINTS": False}, extra=[plugin])
-    (procedures,) = pm.hook.register_procedures(config={})
-    (procedure,) = procedures
+    procedure = cases.assert_registered(plugin, "care_01")
     assert (procedure.code, procedure.version, procedure.target) == ("care-01", "1", "kaigo-hoken")
     assert procedure.form_namespace == "urn:jp:gateway:form:care-01:1"
-    assert procedure.form_schema.is_file() and procedure.target_schema.is_file()
+    assert procedure.channel == "filedrop" and procedure.required_attachments == ()
