@@ -125,9 +125,11 @@ class Plugins:
             log.exception("application_state_changed listener failed for %s", arrival_number)
 
     def list_plugins(self) -> list[dict[str, Any]]:
+        """Every registered plugin with its hooks and, for entry points, its distribution."""
+        dists = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
         out = []
         for name, plugin in self.pm.list_name_plugin():
-            dist = self.pm.get_plugin(name) and dict(self.pm.list_plugin_distinfo()).get(plugin)
+            dist = dists.get(id(plugin))
             out.append({
                 "name": name,
                 "hooks": sorted(h.name for h in self.pm.get_hookcallers(plugin) or ()),
