@@ -24,7 +24,14 @@ from gateway.states import State
 from gateway.store import engine as engines
 from gateway.store import outbox as outbox_ops
 from gateway.store import queries
-from gateway.store.lifecycle import apply_transition, lock_application, new_id, problems_json, record_transition
+from gateway.store.lifecycle import (
+    apply_transition,
+    apply_transitions,
+    lock_application,
+    new_id,
+    problems_json,
+    record_transition,
+)
 from gateway.store.schema import applications, blobs, outbox, records, refusals_audit
 from gateway.store.views import (
     Application,
@@ -278,8 +285,8 @@ class Store:
     @staticmethod
     def _steps(conn: sa.Connection, app_id: int, steps: Sequence[Step], actor: str,
                at: dt.datetime) -> list[Transition]:
-        return [apply_transition(conn, lock_application(conn, app_id), step.to_state, actor=actor,
-                                 reason=step.reason, at=at, fields=step.fields) for step in steps]
+        return apply_transitions(conn, lock_application(conn, app_id),
+                                 [(step.to_state, step.reason, step.fields) for step in steps], actor=actor, at=at)
 
     @contextmanager
     def _writing(self) -> Iterator[sa.Connection]:
