@@ -114,15 +114,14 @@ class Store:
     def _record_arrival(self, arrival_number: str, package: bytes, source: str,
                         at: dt.datetime, actor: str) -> ArrivalResult:
         conflict = False
-        with self._writing() as conn:
+        # early: the next commit about this package (always fully synced) precedes any answer.
+        with self._writing(early=True) as conn:
             sha = self._put_blob(conn, package, at)
             live = conn.execute(queries.LIVE_BY_NUMBER, {"number": arrival_number}).mappings().first()
             if live is not None and live["package_sha256"] == sha:
                 return ArrivalResult(application_from_row(live), replay=True)
             if live is not None:
                 conflict = True
-                self._audit_refusal(conn, sha, len(package), source, "conflict",
-                                    f"到達番号 {arrival_number} は別の内容で受理済み", at)
             else:
                 app_id = new_id(conn.execute(applications.insert(), {
                     "arrival_number": arrival_number, "package_sha256": sha, "live": True,
@@ -134,7 +133,10 @@ class Store:
                 app = Application(id=app_id, arrival_number=arrival_number, package_sha256=sha,
                                   state=State.RECEIVED, live=True, received_at=at, updated_at=at,
                                   source=source)
-        if conflict:  # raised after the commit, so the conflicting bytes stay on record
+        if conflict:  # audited (fully synced, with the bytes stored above) before the 409
+            with self._writing() as conn:
+                self._audit_refusal(conn, sha, len(package), source, "conflict",
+                                    f"到達番号 {arrival_number} は別の内容で受理済み", at)
             raise Conflict(f"到達番号 {arrival_number} は別の内容の申請パッケージで既に受理されています",
                            arrival_number=arrival_number)
         self._announce([made])
@@ -289,9 +291,10 @@ class Store:
                                  [(step.to_state, step.reason, step.fields) for step in steps], actor=actor, at=at)
 
     @contextmanager
-    def _writing(self) -> Iterator[sa.Connection]:
+    def _writing(self, *, early: bool = False) -> Iterator[sa.Connection]:
+        """A write transaction; ``early`` only for the arrival record (see ``engine.EARLY``)."""
         with self.engine.connect() as conn:
-            conn.execution_options(**{engines.WRITE: True})
+            conn.execution_options(**{engines.WRITE: True, engines.EARLY: early})
             with conn.begin():
                 yield conn
 
