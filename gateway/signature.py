@@ -235,23 +235,36 @@ def _check_c14n(node: etree._Element, error: type[SignatureError], code: str) ->
         raise error(f"許可されていない正規化・変換です: {algorithm}", code=code)
 
 
+# Descriptive X509Data siblings other signers write next to the certificate (the JDK, .NET):
+# harmless, since only the certificate is used, but checked against it where comparable.
+_DESCRIPTIVE_X509 = frozenset({"X509IssuerSerial", "X509SubjectName", "X509SKI"})
+
+
 def _certificate(key_info: etree._Element) -> x509.Certificate:
-    if [c.tag for c in key_info] != [_ds("X509Data")]:
-        raise SignatureError("KeyInfo には X509Data だけを置きます（KeyValue・RetrievalMethod は不可）",
+    tags = [c.tag for c in key_info if c.tag != _ds("KeyName")]
+    if tags != [_ds("X509Data")]:
+        raise SignatureError("KeyInfo には X509Data を一つだけ置きます（KeyValue・RetrievalMethod は不可）",
                              code="signature-keyinfo-forbidden")
-    x509_data = key_info[0]
+    x509_data = key_info.find(_ds("X509Data"))
     certs = [c for c in x509_data if c.tag == _ds("X509Certificate")]
-    if len(certs) != len(x509_data):
-        raise SignatureError("X509Data には X509Certificate だけを置きます", code="signature-keyinfo-forbidden")
+    others = [c for c in x509_data if c.tag != _ds("X509Certificate")]
+    if any(not isinstance(c.tag, str) or etree.QName(c).localname not in _DESCRIPTIVE_X509
+           or etree.QName(c).namespace != DS for c in others):
+        raise SignatureError("X509Data に置けるのは X509Certificate と識別情報だけです",
+                             code="signature-keyinfo-forbidden")
     if not certs:
         raise CertificateError("署名用電子証明書（X509Certificate）がありません", code="certificate-missing")
     if len(certs) > 1:
         raise CertificateError("X509Certificate は一つだけです", code="certificate-multiple")
     try:
         der = base64.b64decode("".join((certs[0].text or "").split()), validate=True)
-        return x509.load_der_x509_certificate(der)
+        cert = x509.load_der_x509_certificate(der)
     except (binascii.Error, ValueError) as exc:
         raise CertificateError("X509Certificate を読み取れません", code="certificate-malformed") from exc
+    serial = x509_data.findtext(f"{_ds('X509IssuerSerial')}/{_ds('X509SerialNumber')}")
+    if serial is not None and serial.strip() != str(cert.serial_number):
+        raise SignatureError("X509IssuerSerial が証明書と一致しません", code="signature-keyinfo-forbidden")
+    return cert
 
 
 def _structure(detail: str) -> SignatureError:

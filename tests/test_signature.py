@@ -356,8 +356,8 @@ def _x509_data(root: etree._Element) -> etree._Element:
     (lambda r: etree.SubElement(_key_info(r), ds("KeyValue")), "signature-keyinfo-forbidden"),  # case 31
     (lambda r: etree.SubElement(_key_info(r), ds("RetrievalMethod"), URI="http://attacker.invalid/k"),
      "signature-keyinfo-forbidden"),
-    (lambda r: _key_info(r).insert(0, etree.Element(ds("KeyName"))), "signature-keyinfo-forbidden"),
-    (lambda r: etree.SubElement(_x509_data(r), ds("X509IssuerSerial")), "signature-keyinfo-forbidden"),
+    (lambda r: etree.SubElement(_x509_data(r), ds("X509Unknown")), "signature-keyinfo-forbidden"),
+    (lambda r: _issuer_serial(r, "12345"), "signature-keyinfo-forbidden"),  # not the certificate's
     (lambda r: _key_info(r).remove(_x509_data(r)), "signature-keyinfo-forbidden"),  # case 32
     (lambda r: _x509_data(r).append(copy.deepcopy(_x509_data(r)[0])), "certificate-multiple"),  # case 55
     (lambda r: _x509_data(r).remove(_x509_data(r)[0]), "certificate-missing"),
@@ -367,6 +367,28 @@ def _x509_data(root: etree._Element) -> etree._Element:
 def test_key_info_rules(validator, packages, change, expected):
     kousei, members = packages[("exclusive", "raw")]
     assert code(validator, edit(kousei, change), members) == expected
+
+
+def _issuer_serial(root: etree._Element, serial: str | None = None) -> None:
+    """Add X509IssuerSerial as the JDK and .NET write it (descriptive, next to the certificate)."""
+    cert = x509.load_der_x509_certificate(base64.b64decode(_x509_data(root)[0].text))
+    block = etree.SubElement(_x509_data(root), ds("X509IssuerSerial"))
+    etree.SubElement(block, ds("X509IssuerName")).text = cert.issuer.rfc4514_string()
+    etree.SubElement(block, ds("X509SerialNumber")).text = serial or str(cert.serial_number)
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: _key_info(r).insert(0, _text(etree.Element(ds("KeyName")), "yamada")),
+    _issuer_serial,
+])
+def test_descriptive_key_info_from_other_signers_is_accepted(validator, packages, change):
+    kousei, members = packages[("exclusive", "raw")]
+    check(validator, edit(kousei, change), members)  # verifies: no exception
+
+
+def _text(elem: etree._Element, text: str) -> etree._Element:
+    elem.text = text
+    return elem
 
 
 def test_untrusted_signer_is_refused_before_any_signature_math(validator, packages):
