@@ -14,7 +14,14 @@ from typing import Any
 
 from gateway.archive import RawPackage, read_package
 from gateway.config import limits_from
-from gateway.errors import GatewayError, MunicipalityError, RevocationUnknown, RuleError, TransformError
+from gateway.errors import (
+    GatewayError,
+    MunicipalityError,
+    RevocationUnknown,
+    RuleError,
+    SignatureError,
+    TransformError,
+)
 from gateway.manifest import peek_arrival_number
 from gateway.models import FormContext, Limits, Procedure, Receipt, SignaturePolicy, TargetRecord, VerifiedPackage
 from gateway.plugins import Plugins
@@ -132,6 +139,10 @@ class Pipeline:
     def _process(self, app_id: int, arrival_number: str, raw: RawPackage, received_at: dt.datetime) -> Receipt:
         try:
             verified = self.verify(raw, arrival_time=received_at)
+            if verified.manifest.arrival_number != arrival_number:
+                # Recorded under the number read before verification: it must be the signed one.
+                raise SignatureError("署名された到達番号と受付時に読み取った到達番号が一致しません",
+                                     code="signature-wrapping")
         except RevocationUnknown as err:
             self.store.transition(app_id, "verification_deferred", actor="system", reason=err.code,
                                   error_code=err.code, error_detail=err.detail)

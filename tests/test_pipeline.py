@@ -146,3 +146,14 @@ def test_startup_sweep_resumes_received_applications(pipeline, make_package):
     assert pipeline.resume_stale() == 1
     assert pipeline.store.get_application("202611280000005556").state == "queued"
     assert pipeline.resume_stale() == 0
+
+
+def test_arrival_number_read_before_verification_must_be_the_signed_one(pipeline, make_package, monkeypatch):
+    """Defence in depth: the record is keyed by the number peeked before verification."""
+    import gateway.pipeline as pipeline_module
+
+    monkeypatch.setattr(pipeline_module, "peek_arrival_number", lambda members: "202611289999999999")
+    with pytest.raises(SignatureError) as caught:
+        pipeline.intake(make_package("care-01"), source="test")
+    assert caught.value.code == "signature-wrapping"
+    assert pipeline.store.get_application("202611289999999999").state == "refused"
