@@ -24,6 +24,7 @@ from typing import Any
 
 from gateway.packaging import make_signed_package
 from gateway.samples import procedure_of, sample_for, signing_residents
+from gateway.sampleset import pdf_document
 from gateway.testpki import TestResident, load_pki
 
 JST = dt.timezone(dt.timedelta(hours=9))
@@ -68,15 +69,7 @@ def padded_pdf(size: int, seed: int = 1) -> bytes:
         width = max(1, len(pixels))
         image = (b"<< /Type /XObject /Subtype /Image /Width %d /Height 1 /ColorSpace /DeviceGray"
                  b" /BitsPerComponent 8 /Length %d >>\nstream\n" % (width, len(pixels)) + pixels + b"\nendstream")
-        out, offsets = bytearray(head), []
-        for number, body in enumerate([*fixed, image], start=1):
-            offsets.append(len(out))
-            out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-        xref = len(out)
-        out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(offsets) + 1)
-        out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-        out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(offsets) + 1, xref)
-        return bytes(out)
+        return pdf_document([*fixed, image], header=head)
 
     overhead = len(render(b"x" * 1000)) - 1000
     pixels = random.Random(seed).randbytes(max(1, size - overhead))

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'gateway.db'}"
         return
+    with fresh_schema() as url:
+        yield url
+
+
+@contextmanager
+def fresh_schema() -> Iterator[str]:
+    """A URL to an empty schema of the test cluster, dropped afterwards.
+
+    Skips the test when PostgreSQL cannot be started, or fails it under
+    ``GATEWAY_TEST_REQUIRE_POSTGRES=1`` (CI).
+    """
     server = postgres_url()
     if server is None:
         message = f"PostgreSQL を起動できません: {why_not()}"

@@ -7,7 +7,6 @@ from :func:`gateway.create_app` with only ``DATABASE_URL`` pointing there.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from tests.e2e_helpers import (
     signed_package,
     transitions_to,
 )
-from tests.pg import ENV_REQUIRE, create_schema, drop_schema, postgres_url, why_not
+from tests.pg import fresh_schema
 
 pytestmark = pytest.mark.postgres
 HEADERS = {**AUTH, "Content-Type": ZIP}
@@ -35,20 +34,13 @@ HEADERS = {**AUTH, "Content-Type": ZIP}
 
 @pytest.fixture
 def pg_app(app_config: dict) -> Iterator[Flask]:
-    server = postgres_url()
-    if server is None:
-        message = f"PostgreSQL を起動できません: {why_not()}"
-        if os.environ.get(ENV_REQUIRE) == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    url, schema = create_schema(server)
-    app = create_app({**app_config, "DATABASE_URL": url})
-    assert app.extensions["gateway.store"].engine.dialect.name == "postgresql"
-    try:
-        yield app
-    finally:
-        app.extensions["gateway.store"].close()
-        drop_schema(server, schema)
+    with fresh_schema() as url:
+        app = create_app({**app_config, "DATABASE_URL": url})
+        assert app.extensions["gateway.store"].engine.dialect.name == "postgresql"
+        try:
+            yield app
+        finally:
+            app.extensions["gateway.store"].close()
 
 
 def drop_dir(app: Flask) -> Path:
