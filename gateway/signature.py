@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import unquote
 
 from cryptography import x509
 from lxml import etree
@@ -32,10 +31,8 @@ from signxml import (
     InvalidInput,
     InvalidSignature,
     SignatureConfiguration,
-    XMLVerifier,
 )
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
-from signxml.verifier import VerifyResult
 
 from gateway.errors import AlgorithmError, CertificateError, SignatureError, XmlError
 from gateway.signxml_adapter import DS, DetachedVerifier, VerifiedReference, _ds, fragment

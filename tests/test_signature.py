@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
-from signxml import XMLVerifier
+from signxml import InvalidInput, XMLVerifier
 
 from gateway.archive import read_package
 from gateway.errors import GatewayError
@@ -416,6 +416,99 @@ def test_member_reference_saving_keeps_signxml_checks(validator, packages, pki):
     with pytest.raises(GatewayError) as info:
         verify_signature(bypassed, certificate=candidate.certificate, at=NOW)
     assert info.value.code == "signature-structure"
+
+
+@pytest.mark.parametrize("c14n", ["inclusive", "exclusive"])
+def test_same_document_saving_reads_the_document_without_touching_it(validator, packages, c14n):
+    """The manifest reference is resolved in the checked tree itself, which stays as it was."""
+    kousei, members = packages[(c14n, "raw")]
+    candidate = inspect_signature(parse_xml(kousei, what="kousei.xml"), members)
+    before = etree.tostring(candidate.document, encoding="UTF-8")
+    result = verify_signature(candidate, certificate=candidate.certificate, at=NOW)
+    assert etree.tostring(candidate.document, encoding="UTF-8") == before
+    signed = etree.tostring(result.signed_manifest, method="c14n", exclusive=(c14n == "exclusive"))
+    assert base64.b64encode(hashlib.sha256(signed).digest()).decode() == result.manifest_reference.digest_value
+    assert result.signed_manifest is not candidate.document.find("構成情報")
+
+
+def test_enveloped_transform_keeps_signxmls_whole_document_copy(packages, pki):
+    """Structure checks bypassed: a non-C14N transform takes signxml's own path (it edits a copy)."""
+    kousei, members = packages[("exclusive", "raw")]
+
+    def enveloped(root):
+        transforms = manifest_ref(root).find(ds("Transforms"))
+        transforms.insert(0, etree.Element(ds("Transform"), Algorithm=f"{DS}enveloped-signature"))
+
+    evil = resign(edit(kousei, enveloped), pki.resident("yamada-taro").key, members)
+    document = parse_xml(evil, what="kousei.xml")
+    candidate = inspect_signature(parse_xml(kousei, what="kousei.xml"), members)
+    result = verify_signature(dataclasses.replace(candidate, document=document),
+                              certificate=candidate.certificate, at=NOW)
+    assert result.manifest_reference.transform == f"{DS}enveloped-signature"
+    assert next(document.iter(ds("Signature")), None) is not None  # removed from signxml's copy only
+
+
+def test_empty_manifest_digest_is_a_mismatch_not_a_crash(validator, packages, pki):
+    """A validly signed SignedInfo with an empty DigestValue (schema-valid base64) is refused cleanly."""
+    kousei, members = packages[("exclusive", "raw")]
+    root = etree.fromstring(resign(kousei, pki.resident("yamada-taro").key, members))
+    manifest_ref(root).find(ds("DigestValue")).text = None
+    signed_info = sig(root).find(ds("SignedInfo"))
+    signature = pki.resident("yamada-taro").key.sign(etree.tostring(signed_info, method="c14n", exclusive=True),
+                                                     padding.PKCS1v15(), hashes.SHA256())
+    sig(root).find(ds("SignatureValue")).text = base64.b64encode(signature).decode()
+    evil = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+    assert code(validator, evil, members) == "signature-digest-mismatch"
+
+
+_ID_DOCUMENT = """<r xmlns:e="urn:e"><a ID="x"/><b e:ID="y"/><c ID="y"/><d Id="x"/><f xml:id="z"/>
+<g ID="%E6%A7%8B"/><h ID="構"/></r>""".encode()
+
+
+@pytest.mark.parametrize("uri", ["#x", "#y", "#z", "#none", "##x", "#%E6%A7%8B", "#%E6%A7%8B%25", "#%FF",
+                                 "#xpointer(/)", "#%78pointer(/)", "", "member.pdf", "other.pdf"])
+@pytest.mark.parametrize("id_attributes", [("ID",), ("Id", "ID", "id", "xml:id")])
+def test_reference_lookup_matches_signxmls(uri, id_attributes):
+    """The compiled ID lookup selects what signxml's own query selects, and refuses alike
+    (a percent-encoded fragment is compared with signxml resolving the decoded one: fix (c))."""
+    root = etree.fromstring(_ID_DOCUMENT)
+
+    def outcome(verifier: XMLVerifier, uri: str) -> object:
+        verifier.id_attributes = id_attributes
+        try:
+            found = verifier._resolve_reference(root, etree.Element(ds("Reference"), URI=uri),
+                                                uri_resolver={"member.pdf": b"%PDF"}.get)
+        except InvalidInput as exc:
+            return str(exc)
+        return found if isinstance(found, bytes) else root.getroottree().getpath(found)
+
+    if uri == "#%FF":  # not UTF-8: unresolvable
+        assert outcome(DetachedVerifier({}), uri) == f"Unable to resolve reference URI: {uri}"
+        return
+    expected = outcome(XMLVerifier(), unquote(uri, errors="strict"))
+    assert outcome(DetachedVerifier({}), uri) == expected
+    known = {"#x": "/r/a", "#y": "Ambiguous reference URI #y resolved to 2 nodes", "member.pdf": b"%PDF"}
+    assert uri not in known or id_attributes != ("ID",) or expected == known[uri]
+
+
+def test_find_matches_signxmls(packages):
+    """The Clark-notation finds return the elements signxml's prefixed finds return."""
+    root = etree.fromstring(packages[("exclusive", "raw")][0])
+    signature, ours, theirs = sig(root), DetachedVerifier({}), XMLVerifier()
+    signed_info = signature.find(ds("SignedInfo"))
+    for element, query in [(signature, "SignedInfo"), (signature, "SignatureValue"), (signature, "ds:KeyInfo"),
+                           (signed_info, "CanonicalizationMethod"), (manifest_ref(root), "Transforms"),
+                           (manifest_ref(root), "DigestValue"), (signature, "Object"), (signature, "dsig11:X")]:
+        assert ours._find(element, query, require=False) is theirs._find(element, query, require=False)
+        assert ours._findall(element, query) == theirs._findall(element, query)
+    location = "./署名情報/"
+    assert ours._find(root, "Signature", xpath=location) is theirs._find(root, "Signature", xpath=location)
+    for verifier in (ours, theirs):  # signxml's refusal, word for word
+        with pytest.raises(InvalidInput, match=r"^Expected to find XML element Object in .*Signature "
+                                               r"using XPath ds:Object$"):
+            verifier._find(signature, "Object")
+    transform = manifest_ref(root).find(f"{ds('Transforms')}/{ds('Transform')}")
+    assert ours._get_inclusive_ns_prefixes(transform) == theirs._get_inclusive_ns_prefixes(transform)
 
 
 # --------------------------------------------------------------------------- independent signers
