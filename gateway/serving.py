@@ -32,7 +32,7 @@ def make_worker(app: Flask) -> DeliveryWorker:
         backoff_seconds=float(settings["BACKOFF_SECONDS"]),
         poll_seconds=float(settings["POLL_SECONDS"]),
         lease_seconds=float(settings["LEASE_SECONDS"]),
-        on_transition=plugins.state_changed,
+        # No on_transition: the app's store already announces every transition it makes.
     )
 
 

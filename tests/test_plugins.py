@@ -116,6 +116,10 @@ def test_hook_application_state_changed(app_config, make_package):
     app = create_app(app_config, plugins=[recorder])
     receipt = app.extensions["gateway.pipeline"].intake(make_package("childcare-01"), source="test")
     assert recorder.states_of(receipt.arrival_number) == ["received", "verified", "validated", "queued"]
+    from gateway.serving import make_worker
+
+    make_worker(app).run_once()
+    assert recorder.states_of(receipt.arrival_number)[-2:] == ["queued", "delivered"]  # announced once
 
 
 def test_hook_register_blueprints(app_config):
