@@ -55,6 +55,10 @@ class Plugins:
             if proc.channel not in self.channels:
                 raise StartupError(
                     f"手続 {proc.code} の連携チャネル {proc.channel!r} が登録されていません")
+        for scope, routes in config.get("ROUTES", {}).items():
+            for code, channel in routes.items():
+                if channel not in self.channels:  # caught now, not when an application arrives
+                    raise StartupError(f"ROUTES の {scope} / {code} の連携チャネル {channel!r} が登録されていません")
 
     # -- registries
 

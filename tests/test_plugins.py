@@ -151,3 +151,8 @@ def test_hook_register_commands():
 
     make_plugin_manager({"LOAD_ENTRYPOINTS": False}, [Commands()]).hook.register_commands(cli=group)
     assert "hello" in group.commands
+
+
+def test_route_to_unknown_channel_fails_startup(app_config):
+    with pytest.raises(StartupError, match="soap-kaigo"):
+        create_app({**app_config, "ROUTES": {"131016": {"care-01": "soap-kaigo"}}})
