@@ -123,7 +123,15 @@ def run_checks(procedure: Procedure, context: FormContext) -> list[Problem]:
 
     A check that raises is a plugin bug and is not swallowed.
     """
-    return [problem for check in procedure.checks for problem in check(context) or ()]
+    return [*_missing_attachments(procedure, context),
+            *(problem for check in procedure.checks for problem in check(context) or ())]
+
+
+def _missing_attachments(procedure: Procedure, context: FormContext) -> list[Problem]:
+    """``Procedure.required_attachments``: each title must be among the signed manifest's."""
+    return [Problem(path="/DataRoot/構成情報/添付書類属性情報", code="rule-attachment-missing",
+                    message=f"添付書類「{title}」がありません")
+            for title in procedure.required_attachments if not has_attachment(context, title)]
 
 
 def validate_target(record: TargetRecord) -> None:

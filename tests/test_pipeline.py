@@ -157,3 +157,17 @@ def test_arrival_number_read_before_verification_must_be_the_signed_one(pipeline
         pipeline.intake(make_package("care-01"), source="test")
     assert caught.value.code == "signature-wrapping"
     assert pipeline.store.get_application("202611289999999999").state == "refused"
+
+
+def test_required_attachments_are_enforced_by_the_core(make_pipeline, make_package):
+    from dataclasses import replace
+
+    from gateway.errors import RuleError
+
+    pipeline = make_pipeline()
+    procedure = pipeline.plugins.procedure("care-01", "1")
+    pipeline.plugins.procedures[("care-01", "1")] = replace(procedure, required_attachments=("委任状",))
+    with pytest.raises(RuleError) as caught:
+        pipeline.intake(make_package("care-01"), source="test")
+    assert [(p.code, p.message) for p in caught.value.problems] == [
+        ("rule-attachment-missing", "添付書類「委任状」がありません")]
