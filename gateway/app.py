@@ -9,7 +9,6 @@ from typing import Any
 from flask import Flask
 
 from gateway.config import load_config
-from gateway.errors import StartupError
 from gateway.plugins import Plugins, make_plugin_manager
 
 log = logging.getLogger("gateway")
@@ -81,9 +80,3 @@ def configure_error_handlers(app: Flask) -> None:
 
     api.register_error_handlers(app)
 
-
-def plugins_of(app: Flask) -> Plugins:
-    try:
-        return app.extensions["gateway"]
-    except KeyError:
-        raise StartupError("the app was not created by gateway.create_app") from None
