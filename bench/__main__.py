@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import breakdown, inprocess, overhttp, packages, report, soak, subjects
+from bench import breakdown, inprocess, overhttp, packages, report, subjects
 from bench.timing import machine_info, noise, pin
 
 SIZES = {"10KB": 10_000, "100KB": 100_000}
@@ -64,6 +64,10 @@ def log(message: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if "--revocation" in argv:  # a separate benchmark: the CRL index (bench/revocation.py)
+        from bench import revocation
+
+        return revocation.main([a for a in argv if a != "--revocation"])
     args = parse_args(argv)
     started = time.time()
     info = machine_info()

@@ -20,8 +20,9 @@ from typing import Any
 # (module, attribute, label, top-level?)
 MODULE_PHASES = [
     ("gateway.pipeline", "read_package", "archive: read_package", True),
-    ("gateway.pipeline", "peek_arrival_number", "manifest: peek 到達番号 (parse kousei)", True),
-    ("gateway.verification", "parse_xml", "  verify: parse kousei.xml", False),
+    ("gateway.pipeline", "parse_kousei", "manifest: parse kousei.xml (once)", True),
+    ("gateway.pipeline", "peek_arrival_number", "manifest: peek 到達番号", True),
+    ("gateway.verification", "parse_xml", "  verify: parse kousei.xml (resume only)", False),
     ("gateway.verification", "inspect_signature", "  verify: inspect_signature", False),
     ("gateway.verification", "verify_signature", "  verify: verify_signature (signxml)", False),
     ("gateway.verification", "parse_manifest", "  verify: parse_manifest", False),

@@ -127,7 +127,7 @@ def run_soak(intake: Callable[[bytes], bool], packages: Iterable[bytes], count: 
 def stages(pipeline: Any) -> list[tuple[str, Callable[[bytes], Any]]]:
     """Cumulative prefixes of the pipeline's work, without the store (packages repeat here)."""
     from gateway.archive import MANIFEST_MEMBER, read_package
-    from gateway.manifest import peek_arrival_number
+    from gateway.manifest import parse_kousei, peek_arrival_number
     from gateway.signature import inspect_signature, verify_signature
     from gateway.xmlsafe import parse_xml
 
@@ -136,7 +136,7 @@ def stages(pipeline: Any) -> list[tuple[str, Callable[[bytes], Any]]]:
 
     def archive(data: bytes) -> Any:
         raw = read_package(data, limits)
-        peek_arrival_number(raw.members)
+        peek_arrival_number(parse_kousei(raw.members))
         return raw
 
     def signature(data: bytes) -> Any:

@@ -5,6 +5,7 @@ Public API for plugin authors and embedders; everything else is internal.
 
 from gateway.errors import GatewayError, Problem
 from gateway.hookspecs import hookimpl
+from gateway.identity import ApplicantFields, DeclaredFacts
 from gateway.models import (
     Channel,
     Delivery,
@@ -19,7 +20,9 @@ from gateway.models import (
 )
 
 __all__ = [
+    "ApplicantFields",
     "Channel",
+    "DeclaredFacts",
     "Delivery",
     "DeliveryReceipt",
     "FormContext",

@@ -7,6 +7,13 @@ rightly do not. Serialising the subtree (lxml writes every in-scope namespace on
 canonicalising the re-parsed copy as a whole document is correct; for inclusive C14N the
 ``xml:*`` attributes inherited from ancestors are added to the apex, as C14N 1.0 requires.
 Used by the signer (:mod:`gateway.packaging`) and the verifier (:mod:`gateway.signxml_adapter`).
+
+A subtree with nothing in scope at its apex (:func:`self_contained`: no namespace declared on
+the apex or above it, no ``xml:*`` attribute on an ancestor; e.g. 構成情報 under a plain
+``DataRoot``) is already its own document as far as C14N is concerned: it is canonicalized in
+place, which gives the same bytes without the copy (``tests/test_c14n.py`` compares the two;
+an apex that declares the default namespace itself hits the same libxml2 fault, so it is not
+"self-contained").
 """
 
 from __future__ import annotations
@@ -20,6 +27,13 @@ _XML_NS = "{http://www.w3.org/XML/1998/namespace}"
 
 def canonicalize(node: etree._Element, *, exclusive: bool) -> bytes:
     """C14N 1.0 without comments of ``node`` and its descendants."""
+    if self_contained(node):
+        return etree.tostring(node, method="c14n", exclusive=exclusive, with_comments=False)
+    return canonicalize_copy(node, exclusive=exclusive)
+
+
+def canonicalize_copy(node: etree._Element, *, exclusive: bool) -> bytes:
+    """:func:`canonicalize` of a serialised and re-parsed copy of ``node`` (always correct)."""
     copy = etree.fromstring(etree.tostring(node, encoding="UTF-8", with_tail=False), hardened_parser())
     if not exclusive:
         for ancestor in node.iterancestors():
@@ -27,3 +41,21 @@ def canonicalize(node: etree._Element, *, exclusive: bool) -> bytes:
                 if name.startswith(_XML_NS) and name not in copy.attrib:
                     copy.set(name, value)
     return etree.tostring(copy.getroottree(), method="c14n", exclusive=exclusive, with_comments=False)
+
+
+def self_contained(node: etree._Element) -> bool:
+    """Whether ``node`` is below another element yet has no namespace in scope (none declared
+    on it or on an ancestor) and no ``xml:*`` attribute to inherit from an ancestor.
+
+    (A document's root element is not: lxml would canonicalize the whole document, prolog and
+    epilogue included.)
+    """
+    if node.getparent() is None or node.nsmap:  # nsmap: every namespace in scope at the node
+        return False
+    return not inherits_xml_attributes(node)
+
+
+def inherits_xml_attributes(node: etree._Element) -> bool:
+    """Whether an ancestor of ``node`` carries an ``xml:*`` attribute (inclusive C14N 1.0
+    renders those on the apex of a subtree)."""
+    return any(name.startswith(_XML_NS) for ancestor in node.iterancestors() for name in ancestor.attrib)

@@ -221,6 +221,79 @@ def db_upgrade() -> None:
     click.echo(f"最新のスキーマに更新しました: {url}")
 
 
+@main.group()
+def applicants() -> None:
+    """宛名番号対応表 (署名用電子証明書のシリアル番号 → 宛名番号) の管理."""
+
+
+@applicants.command("import")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--serial-format", type=click.Choice(["hex", "decimal"]),
+              help="シリアル番号の書き方 (既定: ADDRESS_BOOK.SERIAL_FORMAT)")
+@click.option("--encoding", help="CSVの文字コード (既定: ADDRESS_BOOK.ENCODING)")
+@click.option("--if-changed", is_flag=True, help="前回と同じファイルなら何もしない")
+def applicants_import(file: Path | None, serial_format: str | None, encoding: str | None, if_changed: bool) -> None:
+    """CSVの宛名番号対応表を検証し、全件を置き換えて取り込む (誤りがあれば何も変えない)."""
+    import contextlib
+    import dataclasses
+
+    from gateway.store import Store
+    from gateway.store.addressbook import AddressBook, AddressBookError, Settings
+
+    config = load_config()
+    try:
+        settings = Settings.from_config(config)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    settings = dataclasses.replace(settings, serial_format=serial_format or settings.serial_format,
+                                   encoding=encoding or settings.encoding)
+    path = file or (Path(settings.csv) if settings.csv else None)
+    if path is None:
+        raise click.UsageError("FILE を指定するか ADDRESS_BOOK.CSV を設定してください")
+    store = Store(config["DATABASE_URL"])
+    store.upgrade()
+    try:
+        with contextlib.ExitStack() as stack:
+            bars: list = []  # the bar starts once the file is validated and its size known
+            info = AddressBook(store.engine).import_file(
+                path, settings, actor="cli", if_changed=if_changed,
+                on_parsed=lambda table: bars.append(stack.enter_context(click.progressbar(
+                    length=len(table.rows), label="宛名番号対応表を取り込み中", show_pos=True))),
+                progress=lambda n: bars[0].update(n))
+    except AddressBookError as err:
+        click.echo(f"{err.title}: {err.detail}", err=True)
+        for problem in err.problems:
+            click.echo(f"  {problem.message}", err=True)
+        sys.exit(1)
+    finally:
+        store.close()
+    if info.unchanged:
+        click.echo(f"変更はありません: 取込番号 {info.import_id} ({info.imported_at:%Y-%m-%d %H:%M:%S} UTC, {info.rows} 件) のままです")
+        return
+    click.echo(f"宛名番号対応表を取り込みました: {info.rows} 件 (取込番号 {info.import_id}, sha256 {info.sha256[:16]}…)")
+    if info.ignored_columns:
+        click.echo(f"  使わなかった列: {', '.join(info.ignored_columns)}")
+
+
+@applicants.command("status")
+def applicants_status() -> None:
+    """いま有効な宛名番号対応表 (最後の取込) を表示する."""
+    from gateway.store import Store
+    from gateway.store.addressbook import AddressBook
+
+    store = Store(load_config()["DATABASE_URL"])
+    store.upgrade()
+    try:
+        info = AddressBook(store.engine).latest_import()
+    finally:
+        store.close()
+    if info is None:
+        click.echo("宛名番号対応表はまだ取り込まれていません (すべての申請が宛名未特定になります)")
+        return
+    click.echo(f"取込番号 {info.import_id}: {info.rows} 件, {info.imported_at:%Y-%m-%d %H:%M:%S} UTC, "
+               f"{info.actor}, {info.source} (sha256 {info.sha256[:16]}…)")
+
+
 @main.command()
 @click.option("--port", default=0, type=int, help="HTTPポート (既定: 空きポート)")
 @click.option("--keep-running", is_flag=True, help="デモの後もゲートウェイを動かし続ける")
@@ -229,6 +302,70 @@ def demo(port: int, keep_running: bool) -> None:
     from gateway.demo import run_demo
 
     sys.exit(run_demo(port=port, keep_running=keep_running, echo=click.echo))
+
+
+@main.group()
+def crl() -> None:
+    """失効リスト (CRL) の取得と状態 (要求処理の外で実行する)."""
+
+
+def _anchors_and_config() -> tuple:
+    from gateway.trust import TrustAnchors
+
+    config = load_config()
+    try:
+        return config, TrustAnchors.load(config["TRUST_ANCHORS"])
+    except GatewayError as err:
+        raise click.ClickException(f"{err.title}: {err.detail}") from err
+
+
+@crl.command("refresh")
+@click.option("--json", "as_json", is_flag=True, help="機械可読なJSONで出力する")
+def crl_refresh(as_json: bool) -> None:
+    """設定されたCRLを取得・検証し、失効インデックスを入れ替える. 不採用があれば終了コード1."""
+    from dataclasses import asdict
+
+    from gateway.revocation import refresh_from_config
+
+    config, anchors = _anchors_and_config()
+    try:
+        report = refresh_from_config(config, anchors)
+    except ValueError as err:  # a malformed REVOCATION_SOURCES entry
+        raise click.ClickException(str(err)) from err
+    if as_json:
+        click.echo(json.dumps({"ok": report.ok, "changed": sorted(report.changed),
+                               "outcomes": [asdict(o) for o in report.outcomes]}, ensure_ascii=False, indent=2))
+    else:
+        for o in report.outcomes:
+            click.echo(f"{o.outcome:9} {o.code or '-':34} 番号 {o.crl_number if o.crl_number is not None else '-':>6}"
+                       f"  {o.source}  {o.message}")
+        click.echo(f"CRL {len(report.outcomes)} 件, 更新された区分 {len(report.changed)}")
+    sys.exit(0 if report.ok else 1)
+
+
+@crl.command("status")
+@click.option("--json", "as_json", is_flag=True, help="機械可読なJSONで出力する")
+def crl_status(as_json: bool) -> None:
+    """導入済みのCRL (発行者の鍵と配布点ごと) と新しさ. 期限切れか未導入があれば終了コード1."""
+    from gateway.crlcheck import CrlChecker
+    from gateway.crlindex import name_key, parse_dp
+
+    config, anchors = _anchors_and_config()
+    rows = CrlChecker(Path(config["REVOCATION_INDEX_DIR"]), anchors,
+                      grace_seconds=float(config["REVOCATION_GRACE_SECONDS"])).describe()
+    installed = {row["dp_key"] for row in rows}
+    missing = [dp for dp in config["REVOCATION_SOURCES"] if name_key(parse_dp(dp)) not in installed]
+    if as_json:
+        click.echo(json.dumps({"partitions": rows, "missing": missing}, ensure_ascii=False, indent=2))
+    else:
+        for row in sorted(rows, key=lambda r: (r["distribution_point"], r["issuer_key_id"])):
+            click.echo(f"{'fresh' if row['fresh'] else 'STALE':5}  {row['distribution_point']}  鍵 {row['issuer_key_id'][:8]}"
+                       f"  番号 {row['crl_number']}  {row['this_update']} → {row['next_update']}  {row['entries']} 件")
+        for dp in missing:
+            click.echo(f"MISSING  {dp}")
+        if not rows and not missing:
+            click.echo("CRL は導入されていません (gateway crl refresh)")
+    sys.exit(0 if rows and all(r["fresh"] for r in rows) and not missing else 1)
 
 
 def _register_plugin_commands() -> None:

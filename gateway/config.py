@@ -28,6 +28,17 @@ DEFAULTS: dict[str, Any] = {
     "TRUST_ANCHORS": ["config/trust/*.pem"],
     "ALLOW_TEST_ROOTS": False,
     "REVOCATION_DIR": "",  # empty: <DATA_DIR>/crl
+    "REVOCATION_CHECK": "crl",  # crl | crl+ocsp | ocsp | none
+    "REVOCATION_SOURCES": {},  # CRL distribution point (RFC 4514) -> file path or http(s) URL, or a list
+    "REVOCATION_INDEX_DIR": "",  # empty: <DATA_DIR>/revocation
+    "REVOCATION_GRACE_SECONDS": 0,
+    "REVOCATION_REFRESH_SECONDS": 3600,
+    "REVOCATION_POLL_SECONDS": 10,
+    "REVOCATION_FETCH_TIMEOUT_SECONDS": 30,
+    "REVOCATION_MAX_CRL_BYTES": 268435456,
+    "REVOCATION_OCSP_URL": "",
+    "REVOCATION_OCSP_TIMEOUT_SECONDS": 5,
+    "REVOCATION_OCSP_MAX_AGE_SECONDS": 900,
     "MUNICIPALITIES": [],  # accepted 提出先団体コード; empty accepts any well-formed code
     "API_TOKENS": {},  # client name -> bearer token for the intake API
     "AUTH_DISABLED": False,  # true: no token needed (development only; logged loudly)
@@ -43,6 +54,9 @@ DEFAULTS: dict[str, Any] = {
     "ROUTES": {},  # {"<団体コード>": {"<procedure>": "<channel>"}} or {"*": {...}}
     "PROCEDURES": {},  # per-procedure settings, e.g. {"disaster-01": {"UNSIGNED_ALLOWED": true}}
     "WORKER": {"POLL_SECONDS": 1.0, "MAX_ATTEMPTS": 8, "BACKOFF_SECONDS": 5.0, "LEASE_SECONDS": 300.0},
+    # 宛名番号 table (certificate serial → 宛名番号): gateway/store/addressbook.py
+    "ADDRESS_BOOK": {"CSV": "", "SERIAL_FORMAT": "hex", "ENCODING": "utf-8", "CHECK_DIGIT": False},
+    "IDENTITY": {"KANJI_VARIANTS": {}},  # extra old→new kanji pairs for comparing 基本4情報
     "DISABLED_PLUGINS": [],
     "LOAD_ENTRYPOINTS": True,
     "LOG_LEVEL": "INFO",
@@ -120,6 +134,8 @@ def _derive_paths(cfg: Config) -> None:
         cfg["DATABASE_URL"] = f"sqlite:///{data / 'gateway.db'}"
     if not cfg["REVOCATION_DIR"]:
         cfg["REVOCATION_DIR"] = str(data / "crl")
+    if not cfg["REVOCATION_INDEX_DIR"]:
+        cfg["REVOCATION_INDEX_DIR"] = str(data / "revocation")
     drop = cfg["CHANNELS"].setdefault("filedrop", {})
     if not drop.get("DIR"):
         drop["DIR"] = str(data / "drop")

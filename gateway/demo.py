@@ -26,7 +26,7 @@ def run_demo(*, port: int = 0, keep_running: bool = False, echo: Echo = print) -
     """Run the demo; returns a process exit code (0 when everything went as shown)."""
     from gateway.app import create_app
     from gateway.samples import ensure_pki, make_sample_package, sample_for
-    from gateway.serving import running_server, running_worker
+    from gateway.serving import running_revocation_refresher, running_server, running_worker
 
     base = load_config()
     pki_dir = Path(base["DATA_DIR"]) / "testpki"
@@ -35,6 +35,7 @@ def run_demo(*, port: int = 0, keep_running: bool = False, echo: Echo = print) -
     overrides = {
         "ALLOW_TEST_ROOTS": True,
         "TRUST_ANCHORS": [str(p) for p in pki.root_paths],
+        "REVOCATION_DIR": str(pki_dir / "crl"),  # the test PKI's CRLs, one per municipality
         "API_TOKENS": {"demo-portal": token},
         "WORKER": {"POLL_SECONDS": 0.2},
     }
@@ -49,7 +50,8 @@ def run_demo(*, port: int = 0, keep_running: bool = False, echo: Echo = print) -
     echo(f"配信フォルダ   {cfg['CHANNELS']['filedrop']['DIR']}")
 
     failures = 0
-    with running_server(app, "127.0.0.1", port) as url, running_worker(app):
+    app.extensions["gateway.pipeline"].revocation.refresh_now()  # the CRLs ensure_pki may have renewed
+    with running_server(app, "127.0.0.1", port) as url, running_worker(app), running_revocation_refresher(app):
         post = _poster(url, token)
         echo(f"受付API        {url}/api/v1/applications\n")
         queued: list[str] = []
@@ -79,7 +81,7 @@ def run_demo(*, port: int = 0, keep_running: bool = False, echo: Echo = print) -
             echo(f"  {path.relative_to(drop)}  {path.stat().st_size:,} バイト")
         echo("\n確認方法:")
         echo(f"  GATEWAY_ALLOW_TEST_ROOTS=true GATEWAY_TRUST_ANCHORS='[\"{pki_dir}/roots/*.pem\"]' \\\n"
-             f"    ./dev gateway verify {Path(cfg['DATA_DIR']) / 'demo' / 'childcare-01.zip'}   (検証レポート)")
+             f"  GATEWAY_REVOCATION_DIR={pki_dir}/crl ./dev gateway verify {Path(cfg['DATA_DIR']) / 'demo' / 'childcare-01.zip'}   (検証レポート)")
         if queued:
             echo(f"  ./dev gateway show {queued[0]}   (状態と履歴)")
         if keep_running:

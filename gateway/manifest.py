@@ -3,7 +3,8 @@
 :func:`parse_manifest` reads the element the signature covers (signxml's verified output), so
 nothing unsigned reaches the manifest. :func:`peek_arrival_number` is the one exception: it
 reads the unverified 到達番号 so the store can record an arrival before verification, and its
-result must never be used for anything else.
+result must never be used for anything else. ``kousei.xml`` is parsed once per package
+(:func:`parse_kousei`): the tree peeked here is the very tree verification then checks.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from lxml import etree
 
 from gateway.archive import MANIFEST_MEMBER
-from gateway.errors import GatewayError, MunicipalityError, PackageError
+from gateway.errors import MunicipalityError, PackageError
 from gateway.identifiers import check_arrival_number, check_municipality_code
 from gateway.models import Applicant, AttachmentInfo, Manifest
 from gateway.xmlsafe import parse_xml
@@ -39,7 +41,8 @@ def parse_manifest(root: etree._Element) -> Manifest:
     """
     if root.tag != MANIFEST_TAG:
         raise _error("structure", f"構成情報 要素ではありません（{root.tag}）")
-    admin = _one(root, "管理情報")
+    top = _children(root)
+    admin = _children(_one(top, "管理情報"))
     arrival_number = _text(admin, "到達番号")
     if not check_arrival_number(arrival_number):
         raise _error("arrival-number", "到達番号は16～18桁の数字です")
@@ -58,8 +61,8 @@ def parse_manifest(root: etree._Element) -> Manifest:
         raise _error("original-arrival-number", "新規申請に初回到達番号は指定できません")
     if kind != "新規申請" and not check_arrival_number(original):
         raise _error("original-arrival-number", f"{kind}には初回到達番号（16～18桁の数字）が必要です")
-    form = _one(root, "申請書属性情報")
-    attachments = tuple(_attachment(node) for node in root.findall("添付書類属性情報"))
+    form = _children(_one(top, "申請書属性情報"))
+    attachments = tuple(_attachment(node) for node in top.get("添付書類属性情報", ()))
     manifest = Manifest(
         arrival_number=arrival_number, procedure_code=procedure_code, municipality_code=municipality_code,
         application_kind=kind, original_arrival_number=original,
@@ -75,21 +78,30 @@ def manifest_file_names(manifest: Manifest) -> tuple[str, ...]:
     return (manifest.form_filename, *(a.filename for a in manifest.attachments))
 
 
-def peek_arrival_number(members: Mapping[str, bytes]) -> str | None:
-    """The **unverified** 到達番号 of ``kousei.xml``, or ``None`` when it cannot be read.
+def parse_kousei(members: Mapping[str, bytes]) -> etree._Element | None:
+    """``kousei.xml`` parsed by the hardened parser (unverified), or ``None`` when it is missing.
+
+    Parsed once per package: :func:`peek_arrival_number` reads this tree, and the pipeline hands
+    the same tree to :func:`gateway.verification.verify_package`, which checks all of it.
+
+    :raises XmlError: the parser's own refusal (``xml-dtd``, ``xml-malformed`` …), so that a
+        hostile kousei.xml is recorded under its specific code.
+    """
+    data = members.get(MANIFEST_MEMBER)
+    return None if data is None else parse_xml(data, what=MANIFEST_MEMBER)
+
+
+def peek_arrival_number(kousei: etree._Element | None) -> str | None:
+    """The **unverified** 到達番号 of ``kousei`` (:func:`parse_kousei`), or ``None`` when it
+    cannot be read.
 
     Only for recording the arrival before verification (and answering a replay); every
     decision uses the verified manifest.
     """
-    data = members.get(MANIFEST_MEMBER)
-    if data is None:
+    if kousei is None or kousei.tag != "DataRoot":
         return None
-    try:
-        root = parse_xml(data, what=MANIFEST_MEMBER)
-    except GatewayError:
-        return None
-    found = root.findall(f"{MANIFEST_TAG}/管理情報/到達番号")
-    if root.tag != "DataRoot" or len(found) != 1 or len(found[0]):
+    found = kousei.findall(f"{MANIFEST_TAG}/管理情報/到達番号")
+    if len(found) != 1 or len(found[0]):
         return None
     value = (found[0].text or "").strip(_XML_SPACE)
     return value if check_arrival_number(value) else None
@@ -104,8 +116,17 @@ def _error(what: str, detail: str) -> PackageError:
     return PackageError(f"構成情報: {detail}", code=code)
 
 
-def _one(parent: etree._Element, tag: str, *, required: bool = True) -> etree._Element | None:
-    found = parent.findall(tag)
+def _children(parent: etree._Element) -> dict[Any, list[etree._Element]]:
+    """``parent``'s children by tag, in order: one walk serves every lookup below."""
+    children: dict[Any, list[etree._Element]] = {}
+    for child in parent:
+        children.setdefault(child.tag, []).append(child)
+    return children
+
+
+def _one(children: Mapping[Any, list[etree._Element]], tag: str, *,
+         required: bool = True) -> etree._Element | None:
+    found = children.get(tag, ())
     if len(found) > 1:
         raise _error("structure", f"{tag} が複数あります")
     if not found:
@@ -115,8 +136,8 @@ def _one(parent: etree._Element, tag: str, *, required: bool = True) -> etree._E
     return found[0]
 
 
-def _text(parent: etree._Element, tag: str, *, required: bool = True) -> str:
-    node = _one(parent, tag, required=required)
+def _text(children: Mapping[Any, list[etree._Element]], tag: str, *, required: bool = True) -> str:
+    node = _one(children, tag, required=required)
     if node is None:
         return ""
     if len(node):
@@ -138,17 +159,19 @@ def _applied_at(value: str) -> dt.datetime:
 
 
 def _applicant(node: etree._Element) -> Applicant:
+    items = _children(node)
     return Applicant(
-        name=_text(node, "氏名"), name_kana=_text(node, "氏名フリガナ", required=False),
-        postal_code=_text(node, "郵便番号", required=False), address=_text(node, "住所", required=False),
-        phone=_text(node, "電話番号", required=False), email=_text(node, "電子メールアドレス", required=False))
+        name=_text(items, "氏名"), name_kana=_text(items, "氏名フリガナ", required=False),
+        postal_code=_text(items, "郵便番号", required=False), address=_text(items, "住所", required=False),
+        phone=_text(items, "電話番号", required=False), email=_text(items, "電子メールアドレス", required=False))
 
 
 def _attachment(node: etree._Element) -> AttachmentInfo:
-    media_type = _text(node, "メディア型")
+    items = _children(node)
+    media_type = _text(items, "メディア型")
     if media_type not in ATTACHMENT_MEDIA_TYPES:
         raise _error("media-type", f"添付書類のメディア型は PDF・JPEG・PNG のみです: {media_type!r}")
-    return AttachmentInfo(title=_text(node, "添付書類名称"), filename=_text(node, "添付書類ファイル名称"),
+    return AttachmentInfo(title=_text(items, "添付書類名称"), filename=_text(items, "添付書類ファイル名称"),
                           media_type=media_type)
 
 

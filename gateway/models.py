@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from cryptography import x509
     from lxml import etree
 
     from gateway.errors import Problem
+    from gateway.identity import ApplicantSource
 
 
 # --------------------------------------------------------------------------- policies
@@ -95,6 +97,11 @@ class CertificateInfo:
     """SHA-256 of the pinned root that issued it."""
     policy_oids: tuple[str, ...] = ()
     test_root: bool = False
+    issuer_key_id: bytes = b""
+    """subjectKeyIdentifier of the pinned root whose key signed it (roots share one DN): with the
+    serial number, what identifies the certificate for revocation and the 宛名番号 table."""
+    issuer_certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
+    """That pinned root itself (the path validation chose it by signature)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +135,8 @@ class FormContext:
     form: "etree._Element"
     settings: Mapping[str, object] = field(default_factory=dict)
     """The procedure's own configuration (``PROCEDURES.<code>`` in the gateway config)."""
+    address_number: str | None = field(default=None, repr=False)
+    """The signer's 宛名番号 from the municipality's table (None: not found or no table)."""
 
 
 @dataclass(frozen=True)
@@ -178,6 +187,10 @@ class Procedure:
     plugin_version: str = "0"
     sample: Callable[[str], Sample] | None = None
     """Returns a sample by variant name (``"valid"`` at least), for ``gateway sample``."""
+    applicant_fields: ApplicantSource | None = None
+    """Where the form holds the signer's own 基本4情報, compared with the certificate
+    (:class:`gateway.identity.ApplicantFields`, or a function of the parsed form); None compares
+    the manifest's 申請者情報 only."""
 
 
 # --------------------------------------------------------------------------- delivery

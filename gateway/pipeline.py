@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from lxml import etree
+
 from gateway.archive import RawPackage, read_package
 from gateway.config import limits_from
 from gateway.errors import (
@@ -22,9 +24,19 @@ from gateway.errors import (
     SignatureError,
     TransformError,
 )
-from gateway.manifest import peek_arrival_number
-from gateway.models import FormContext, Limits, Procedure, Receipt, SignaturePolicy, TargetRecord, VerifiedPackage
+from gateway.identity import Identity, IdentityResult
+from gateway.manifest import parse_kousei, peek_arrival_number
+from gateway.models import (
+    FormContext,
+    Limits,
+    Procedure,
+    Receipt,
+    SignaturePolicy,
+    TargetRecord,
+    VerifiedPackage,
+)
 from gateway.plugins import Plugins
+from gateway.revocation import NoRevocationChecker, Revocation, revocation_from_config
 from gateway.states import IllegalTransition
 from gateway.store import Application, Store, manifest_fields, signer_summary
 from gateway.store.lifecycle import problems_json
@@ -60,11 +72,15 @@ class Pipeline:
     """Takes package bytes in and leaves an application in the store, queued or refused."""
 
     def __init__(self, *, policy: IntakePolicy, plugins: Plugins, store: Store,
-                 validator: CertificateValidator, clock: Clock = utcnow) -> None:
+                 validator: CertificateValidator, revocation: Revocation | None = None,
+                 identity: Identity | None = None, clock: Clock = utcnow) -> None:
         self.policy = policy
         self.plugins = plugins
         self.store = store
         self.validator = validator
+        self.revocation = revocation or Revocation(NoRevocationChecker())
+        """The revocation checker and its refresh schedule (``serving`` runs the schedule)."""
+        self.identity = identity or Identity()
         self.clock = clock
 
     @classmethod
@@ -77,7 +93,11 @@ class Pipeline:
             procedure_settings=config["PROCEDURES"],
         )
         validator = CertificateValidator(anchors, allow_test_roots=bool(config["ALLOW_TEST_ROOTS"]))
-        return cls(policy=policy, plugins=plugins, store=store, validator=validator, clock=clock)
+        revocation = revocation_from_config(config, anchors, clock=clock)
+        revocation.load_if_empty()
+        return cls(policy=policy, plugins=plugins, store=store, validator=validator,
+                   revocation=revocation,
+                   identity=Identity.from_config(config, store), clock=clock)
 
     # ------------------------------------------------------------------ intake
 
@@ -90,13 +110,14 @@ class Pipeline:
         received_at = self.clock()
         try:
             raw = read_package(data, self.policy.limits)
-            arrival_number = peek_arrival_number(raw.members)
+            kousei = parse_kousei(raw.members)  # parsed once: peeked here, verified in _process
+            arrival_number = peek_arrival_number(kousei)
         except GatewayError as err:
             self.store.record_unreadable(package=data, source=source, error_code=err.code,
                                          detail=err.detail, received_at=received_at)
             raise
         if arrival_number is None:
-            err = _unreadable_manifest()
+            err = self._why_unreadable(raw, kousei, received_at)
             self.store.record_unreadable(package=data, source=source, error_code=err.code,
                                          detail=err.detail, received_at=received_at)
             raise err
@@ -109,7 +130,18 @@ class Pipeline:
                 return self.resume(app)  # a crash stopped it half-way; the resend finishes it
             return Receipt(app.arrival_number, app.state, app.procedure_code or "",
                            app.received_at, replay=True, flags=tuple(app.flags or ()))
-        return self._process(app.id, app.arrival_number, raw, received_at)
+        return self._process(app.id, app.arrival_number, raw, received_at, kousei)
+
+    def _why_unreadable(self, raw: RawPackage, kousei: etree._Element | None, received_at: dt.datetime) -> GatewayError:
+        """The most specific refusal for a package whose 到達番号 cannot be read: verification
+        names a wrapped or malformed signature (two 構成情報, say) better than "unreadable"."""
+        try:
+            self.verify(raw, arrival_time=received_at, kousei=kousei)
+        except RevocationUnknown:
+            pass  # no verdict: the unreadable number is the reason
+        except GatewayError as err:
+            return err
+        return _unreadable_manifest()
 
     def resume(self, app: Application) -> Receipt:
         """Finish an application a crash left in ``received``, judged as of its arrival."""
@@ -136,16 +168,45 @@ class Pipeline:
             log.warning("resumed %d application(s) left in 'received' by an earlier stop", resumed)
         return resumed
 
-    def _process(self, app_id: int, arrival_number: str, raw: RawPackage, received_at: dt.datetime) -> Receipt:
+    def reverify_deferred(self, partitions: frozenset[str] | None = None) -> int:
+        """Verify again the applications deferred for want of revocation data (as of their arrival).
+
+        ``partitions``: the revocation partitions that just got fresh data (the refresher's
+        ``on_change``); an application waiting on none of them is left alone. None: all of them.
+        Returns how many left ``verification_deferred``.
+        """
+        decided = 0
+        for app in self.store.list_applications(state="verification_deferred", limit=10_000):
+            awaiting = set(((app.evidence or {}).get("revocation") or {}).get("detail", {}).get("awaiting", ()))
+            if partitions is not None and awaiting and not awaiting & partitions:
+                continue
+            raw = read_package(self.store.get_blob(app.package_sha256), self.policy.limits)
+            try:
+                receipt = self._process(app.id, app.arrival_number, raw, app.received_at, still_deferred=True)
+            except IllegalTransition:
+                continue  # another process decided it in the meantime
+            except GatewayError:
+                decided += 1  # refused (revoked, or a later check): recorded by _process
+                continue
+            if receipt.state != "verification_deferred":
+                decided += 1
+        if decided:
+            log.info("re-verified %d deferred application(s) with fresh revocation data", decided)
+        return decided
+
+    def _process(self, app_id: int, arrival_number: str, raw: RawPackage, received_at: dt.datetime,
+                 kousei: etree._Element | None = None, *, still_deferred: bool = False) -> Receipt:
         try:
-            verified = self.verify(raw, arrival_time=received_at)
+            verified = self.verify(raw, arrival_time=received_at, kousei=kousei)
             if verified.manifest.arrival_number != arrival_number:
                 # Recorded under the number read before verification: it must be the signed one.
                 raise SignatureError("署名された到達番号と受付時に読み取った到達番号が一致しません",
                                      code="signature-wrapping")
         except RevocationUnknown as err:
-            self.store.transition(app_id, "verification_deferred", actor="system", reason=err.code,
-                                  error_code=err.code, error_detail=err.detail)
+            if not still_deferred:  # a re-verification that still cannot decide changes nothing
+                self.store.transition(app_id, "verification_deferred", actor="system", reason=err.code,
+                                      error_code=err.code, error_detail=err.detail,
+                                      evidence={"revocation": err.extra.get("revocation")})
             return Receipt(arrival_number, "verification_deferred", "", received_at)
         except GatewayError as err:
             self.store.refuse(app_id, err.code, err.detail, err.problems)
@@ -157,6 +218,10 @@ class Pipeline:
         except GatewayError as err:
             self.store.advance(app_id, [verified_step, _refusal_step(err)], actor="system")
             raise
+        identity = self.identity.identify(verified, procedure, context)
+        verified_step = Step("verified", "署名・証明書を検証しました", _verified_fields(verified, identity))
+        context = replace(context, address_number=identity.address_number)
+        flags = tuple(dict.fromkeys((*verified.flags, *identity.flags)))
         validated_step = Step("validated", "様式・業務ルールを検証しました")
         try:
             record = self.transform(procedure, context)
@@ -166,21 +231,26 @@ class Pipeline:
             log.error("transform of %s by %s failed: %s", arrival_number, procedure.code, err.detail)
             self.store.advance(app_id, [verified_step, Step("validated", err.code, {
                 "error_code": err.code, "error_detail": err.detail})], actor=f"plugin:{procedure.code}")
-            return Receipt(arrival_number, "validated", procedure.code, received_at, flags=verified.flags)
+            return Receipt(arrival_number, "validated", procedure.code, received_at, flags=flags)
         channel = self.plugins.route_delivery(procedure, verified.manifest)
         # Verified, validated and queued become durable in one commit after the arrival's.
         self.store.queue_delivery(
             app_id, record=record, channel=channel, plugin=procedure.code,
             plugin_version=procedure.plugin_version, actor="system",
             steps_before=[verified_step, validated_step])
-        return Receipt(arrival_number, "queued", procedure.code, received_at, flags=verified.flags)
+        return Receipt(arrival_number, "queued", procedure.code, received_at, flags=flags)
 
     # ------------------------------------------------------------------ steps (also used by `gateway verify`)
 
-    def verify(self, raw: RawPackage, *, arrival_time: dt.datetime) -> VerifiedPackage:
-        """Signature, certificate and manifest checks; only what the signature covers comes back."""
+    def verify(self, raw: RawPackage, *, arrival_time: dt.datetime,
+               kousei: etree._Element | None = None) -> VerifiedPackage:
+        """Signature, certificate and manifest checks; only what the signature covers comes back.
+
+        ``kousei``: ``raw``'s kousei.xml as :func:`~gateway.manifest.parse_kousei` parsed it, if at hand.
+        """
         return verify_package(raw, limits=self.policy.limits, validator=self.validator,
-                              signature_policy_for=self.signature_policy_for, arrival_time=arrival_time)
+                              signature_policy_for=self.signature_policy_for, arrival_time=arrival_time,
+                              kousei=kousei, revocation=self.revocation.checker)
 
     def procedure_for(self, verified: VerifiedPackage) -> Procedure:
         manifest = verified.manifest
@@ -228,13 +298,18 @@ class Pipeline:
             raise MunicipalityError(f"提出先団体コード {code} はこのゲートウェイの受付対象ではありません")
 
 
-def _verified_fields(verified: VerifiedPackage) -> dict[str, Any]:
+def _verified_fields(verified: VerifiedPackage, identity: IdentityResult | None = None) -> dict[str, Any]:
     """Application columns set on verification: only what the signature covered."""
+    evidence = dict(verified.evidence)
+    flags = list(verified.flags)
+    if identity is not None:
+        evidence["identity"] = identity.evidence  # field names and outcomes, never the values
+        flags += [flag for flag in identity.flags if flag not in flags]
     return {
         **manifest_fields(verified.manifest),
         "verified_at": utcnow(),
-        "flags": list(verified.flags),
-        "evidence": dict(verified.evidence),
+        "flags": flags,
+        "evidence": evidence,
         "signer": signer_summary(verified.signer),
     }
 

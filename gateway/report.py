@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.archive import read_package
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, RevocationUnknown
 from gateway.pipeline import Pipeline, utcnow
 
 
@@ -48,9 +48,16 @@ def inspect_package(pipeline: Pipeline, data: bytes, *, at: dt.datetime | None =
         raw = read_package(data, pipeline.policy.limits)
         steps.append(Step("パッケージ (ZIP)", True, tuple(
             f"{name}  {len(body):,} バイト" for name, body in raw.members.items())))
-        verified = pipeline.verify(raw, arrival_time=at or utcnow())
+        try:
+            verified = pipeline.verify(raw, arrival_time=at or utcnow())
+        except RevocationUnknown as err:
+            steps.append(Step("失効確認 (保留: 失効情報を待っています)", False,
+                              _revocation_lines((err.extra or {}).get("revocation") or {}), code=err.code))
+            return Report(tuple(steps))
         steps.append(_signature_step(verified))
         steps.append(_certificate_step(verified))
+        if verified.signed:
+            steps.append(Step("失効確認", True, _revocation_lines(verified.evidence.get("revocation") or {})))
         m = verified.manifest
         steps.append(Step("構成情報 (署名対象)", True, (
             f"到達番号 {m.arrival_number} / 手続 {m.procedure_code} v{m.form_version} / 提出先 {m.municipality_code}",
@@ -58,8 +65,10 @@ def inspect_package(pipeline: Pipeline, data: bytes, *, at: dt.datetime | None =
             f"申請書 {m.form_filename} / 添付 {', '.join(a.filename for a in m.attachments) or 'なし'}",
         )))
         procedure = pipeline.procedure_for(verified)
-        pipeline.validate(verified, procedure)
+        context = pipeline.validate(verified, procedure)
         steps.append(Step("様式・業務ルール", True, (f"{procedure.title} ({procedure.target} へ連携)",)))
+        if verified.signed:
+            steps.append(_identity_step(pipeline.identity.identify(verified, procedure, context)))
     except GatewayError as err:
         lines = [err.detail] + [f"{p.path} (行 {p.line}): {p.message}" for p in err.problems]
         steps.append(Step(err.title, False, tuple(lines), code=err.code))
@@ -91,3 +100,35 @@ def _certificate_step(verified: Any) -> Step:
         f"証明書ポリシー {', '.join(cert.policy_oids) or '-'}",
     )
     return Step("署名用電子証明書", True, lines)
+
+
+_REVOCATION_STATES = {"good": "失効していません", "revoked": "失効", "unknown": "判断できません",
+                      "not-checked": "確認していません (REVOCATION_CHECK=none)"}
+
+
+def _revocation_lines(status: dict[str, Any]) -> tuple[str, ...]:
+    detail = status.get("detail") or {}
+    lines = [f"判定 {_REVOCATION_STATES.get(status.get('state', ''), status.get('state', '-'))}"
+             f" (到達時点 {detail.get('as_of', '-')})", f"判定根拠 {status.get('source') or '-'}"]
+    if detail.get("crl_number") is not None:
+        lines.append(f"CRL 番号 {detail['crl_number']} / 発行 {detail.get('this_update', '-')}"
+                     f" / 次回更新 {detail.get('next_update', '-')}")
+    if detail.get("reason"):
+        lines.append(f"理由 {detail['reason']}")
+    if detail.get("awaiting"):
+        lines.append("待っている失効情報 " + ", ".join(detail["awaiting"]))
+    return tuple(lines)
+
+
+def _identity_step(identity: Any) -> Step:
+    facts = identity.evidence.get("basic_facts") or {}
+    lines = [f"{place} {outcome}" for place, outcome in (facts.get("comparison") or {}).items()]
+    if not facts.get("read", True):
+        lines.append("証明書の基本4情報を読み取れません")
+    book = identity.evidence.get("address_book")
+    if book is None:
+        lines.append("宛名番号 対応表なし (照合していません)")
+    else:
+        lines.append("宛名番号 " + ("対応表で特定しました" if book.get("found") else "未特定 (対応表にありません)"))
+    lines.append("要確認 " + ("、".join(identity.flags) if identity.flags else "なし"))
+    return Step("基本4情報・宛名番号", True, tuple(lines))

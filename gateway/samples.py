@@ -9,6 +9,7 @@ import datetime as dt
 import functools
 import io
 import secrets
+import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from gateway.errors import ProcedureError
 from gateway.models import Procedure, Sample
-from gateway.testpki import TestPKI, TestResident, init_pki, load_pki
+from gateway.testpki import TestPKI, TestResident, init_pki, load_pki, reissue_crls
 
 JST = dt.timezone(dt.timedelta(hours=9))
 
@@ -28,11 +29,15 @@ def new_arrival_number(today: dt.date | None = None) -> str:
 
 
 def ensure_pki(directory: Path) -> TestPKI:
-    """Load the test PKI in ``directory``, creating it on first use."""
+    """Load the test PKI in ``directory``, creating it on first use; its CRLs are issued again
+    when they are older than a day (they are fresh for two), so a kept PKI stays usable."""
     index = directory / "pki.json"
     if not index.is_file():
         init_pki(directory)
-    return _load_cached(directory.resolve(), index.stat().st_mtime_ns)
+    pki = _load_cached(directory.resolve(), index.stat().st_mtime_ns)
+    if any(time.time() - path.stat().st_mtime > 86_400 for path in pki.crl_paths):
+        reissue_crls(pki)
+    return pki
 
 
 @functools.lru_cache(maxsize=8)

@@ -16,8 +16,24 @@ log = logging.getLogger(__name__)
 
 
 def resume_interrupted(app: Flask) -> None:
-    """Finish what an earlier crash left half-way; run before serving or delivering."""
-    app.extensions["gateway.pipeline"].resume_stale()
+    """Finish what an earlier crash left half-way, and what waited for revocation data that has
+    arrived since; run before serving or delivering."""
+    pipeline = app.extensions["gateway.pipeline"]
+    pipeline.resume_stale()
+    pipeline.reverify_deferred()
+
+
+@contextmanager
+def running_revocation_refresher(app: Flask) -> Iterator[None]:
+    """Keep revocation data fresh off the request path; deferred applications waiting on a
+    partition that got fresh data are verified again at once."""
+    pipeline = app.extensions["gateway.pipeline"]
+    refresher = pipeline.revocation.refresher(on_change=pipeline.reverify_deferred)
+    refresher.start()
+    try:
+        yield
+    finally:
+        refresher.stop()
 
 
 def make_worker(app: Flask) -> DeliveryWorker:
@@ -69,11 +85,12 @@ def serve_forever(app: Flask, host: str, port: int, *, threads: int = 8, with_wo
     resume_interrupted(app)
     server = create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True)
     log.info("ゲートウェイを起動しました: http://%s:%s", host, server.effective_port)
-    if not with_worker:
-        server.run()
-        return
-    with running_worker(app):
-        try:
+    with running_revocation_refresher(app):
+        if not with_worker:
             server.run()
-        finally:
-            server.close()
+            return
+        with running_worker(app):
+            try:
+                server.run()
+            finally:
+                server.close()

@@ -108,7 +108,7 @@ def inspect_signature(document: etree._Element, members: Mapping[str, bytes]) ->
     _check_ids(document, manifest)
     if [c for c in signature.getparent() if isinstance(c.tag, str)] != [signature]:
         raise _structure("署名情報 には ds:Signature 以外を置けません")
-    if any(c.tag is etree.Comment or c.tag is etree.PI for c in signature.iter()):
+    if next(signature.iter(etree.Comment, etree.PI), None) is not None:
         raise _structure("ds:Signature の中にコメントや処理命令は置けません")
     signed_info, key_info = _signature_children(signature)
     manifest_uri, member_uris = _check_signed_info(signed_info, members)

@@ -4,34 +4,54 @@ Tested with signxml 5.2.0 and lxml 6.1.3 (libxml2 2.14); each override says why 
 A *fix* has a test in ``tests/test_signature.py`` that fails without it; a *saving* (the same
 check, done cheaper) has a test that compares it with signxml's own method, and says which
 signxml check it keeps. Reference handling, algorithm policy and the signature math stay
-signxml's.
+signxml's: even ``verify()``, overridden so that it reads the Signature in place instead of a
+re-parsed copy, is signxml's sequence of signxml's own steps.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
+import cryptography.exceptions
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lxml import etree
-from signxml import InvalidDigest, InvalidInput, XMLVerifier
-from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm
+from signxml import InvalidDigest, InvalidInput, InvalidSignature, SignatureConfiguration, XMLVerifier
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 from signxml.util import namespaces as signxml_namespaces
 from signxml.verifier import VerifyResult
 
-from gateway.c14n import canonicalize
+from gateway.c14n import canonicalize, inherits_xml_attributes, self_contained
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 _C14N_TRANSFORMS = frozenset(m.value for m in CanonicalizationMethod)
 _ELEMENTS_WITH_ID = etree.XPath("//@*[local-name() = $name][. = $uri]/..")
+_CHILD_STEPS = re.compile(r"(?:\./(?:[^/.:*@\[\]{}()\s]+/)*)?")
+"""An empty xpath, or "./" and child steps by plain tag name, each followed by "/"."""
+_INCLUSIVE_NAMESPACES = f"{{{signxml_namespaces.ec}}}InclusiveNamespaces"
+_DER_ENCODED_KEY_VALUE = f"{{{signxml_namespaces.dsig11}}}DEREncodedKeyValue"
+_SIGNXML_DEFAULT = SignatureConfiguration()  # what signxml's verify() defaults expect_config to
 
 
 def _ds(tag: str) -> str:
     return f"{{{DS}}}{tag}"
+
+
+def _first_along(element: etree._Element, tags: list[str]) -> etree._Element | None:
+    """The first element in document order reached from ``element`` by child steps ``tags``
+    (what ``element.find("./a/b")`` returns)."""
+    if not tags:
+        return element
+    for child in element.iterchildren(tags[0]):
+        found = _first_along(child, tags[1:])
+        if found is not None:
+            return found
+    return None
 
 
 def fragment(uri: str) -> str | None:
@@ -83,18 +103,78 @@ class DetachedVerifier(XMLVerifier):
             return data
         return super().get_root(data)
 
+    def verify(self, data: Any, *, x509_cert: Any = None, parser: Any = None, uri_resolver: Any = None,
+               id_attribute: str | None = None, expect_config: SignatureConfiguration = _SIGNXML_DEFAULT,
+               **other: Any) -> Any:
+        # Saving: signxml's verify() serialises and re-parses the located ds:Signature and then
+        # only reads that copy: the one transform that edits (enveloped) works on the
+        # whole-document copy signxml's _verify_reference makes. The copy is a root that keeps
+        # the namespaces in scope ("a deep copy ... wouldn't preserve root level namespaces"),
+        # which the Signature in place has too; it only loses xml:* attributes inherited from
+        # above, so a Signature with such ancestors (or with an entity reference, which the copy
+        # would not re-parse; xmlsafe refuses both) still takes signxml's own path. For the call
+        # verify_signature makes (the checked tree, a trusted certificate, no HMAC key, no chain
+        # to build) the body below is signxml 5.2.0's, in its order, on the Signature in place:
+        # location, XML Signature schema, algorithms expected, SignedInfo C14N, certificate
+        # validity, the RSA verification, KeyValue against the certificate, then each reference
+        # from the *verified* SignedInfo and the reference count. Any other call is signxml's.
+        arguments = dict(x509_cert=x509_cert, parser=parser, uri_resolver=uri_resolver, id_attribute=id_attribute,
+                         expect_config=expect_config, **other)
+        if other or not isinstance(data, etree._Element) or not isinstance(x509_cert, x509.Certificate):
+            return super().verify(data, **arguments)
+        self.hmac_key, self._parser, self.x509_cert = None, parser, x509_cert
+        self.config = replace(expect_config, require_x509=True)
+        if id_attribute is not None:
+            self.id_attributes = (id_attribute,)
+        root = self.get_root(data)
+        signature = self._get_signature(root)
+        if inherits_xml_attributes(signature) or next(signature.iter(etree.Entity), None) is not None:
+            return super().verify(data, **arguments)
+        self.validate_schema(signature)
+        signed_info = self._find(signature, "SignedInfo")
+        c14n_method = self._find(signed_info, "CanonicalizationMethod")
+        c14n_algorithm = CanonicalizationMethod(c14n_method.get("Algorithm"))
+        inclusive_ns_prefixes = self._get_inclusive_ns_prefixes(c14n_method)
+        signature_alg = SignatureMethod(self._find(signed_info, "SignatureMethod").get("Algorithm"))
+        signature_value = self._find(signature, "SignatureValue")
+        self.check_signature_alg_expected(signature_alg)
+        raw_signature = base64.b64decode(signature_value.text)
+        key_value = signature.find(f"{_ds('KeyInfo')}/{_ds('KeyValue')}")
+        der_encoded_key_value = signature.find(f"{_ds('KeyInfo')}/{_DER_ENCODED_KEY_VALUE}")
+        signed_info_c14n = self._c14n(signed_info, algorithm=c14n_algorithm,
+                                      inclusive_ns_prefixes=inclusive_ns_prefixes)
+        self._check_cert_validity(x509_cert, "provided x509_cert")
+        try:
+            verified_signed_info_c14n, key_used = self._verify_signature_with_pubkey(
+                signed_info_c14n=signed_info_c14n, raw_signature=raw_signature, signing_certificate=x509_cert,
+                signature_alg=signature_alg)
+        except cryptography.exceptions.InvalidSignature as exc:
+            raise InvalidSignature(f"Signature verification failed: {exc}") from exc
+        self._match_key_values(key_value=key_value, der_encoded_key_value=der_encoded_key_value,
+                               signing_cert=x509_cert, signature_alg=signature_alg)
+        verified_signed_info = self._fromstring(verified_signed_info_c14n)
+        references = self._findall(verified_signed_info, "Reference")
+        results = [self._verify_reference(reference, index, root, uri_resolver, c14n_algorithm, signature,
+                                          key_used) for index, reference in enumerate(references)]
+        expected = self.config.expect_references
+        if type(expected) is int and len(results) != expected:
+            raise InvalidSignature(f"Expected to find {expected} references, but found {len(results)}")
+        return results[0] if type(expected) is int and expected == 1 else results
+
     def _find(self, element: etree._Element, query: str, require: bool = True, xpath: str = "") -> Any:
         # Saving: signxml passes its nine-prefix namespace map to every find (~20 per verify),
         # and lxml sorts that map into its path-cache key each time. The same path in Clark
-        # notation ("ds:SignedInfo" -> "{DS}SignedInfo") selects the same element; a plain
-        # child query (no xpath prefix) is the first child with that tag. signxml's
-        # "required element missing" refusal is kept word for word.
+        # notation ("ds:SignedInfo" -> "{DS}SignedInfo") selects the same element: a plain
+        # child query is the first child with that tag, and a location of child steps
+        # ("./署名情報/" + "ds:Signature") the first element in document order along them.
+        # signxml's "required element missing" refusal is kept word for word.
         prefix, _, name = query.rpartition(":")
         uri = signxml_namespaces.get(prefix or "ds")
-        if uri is None or ":" in xpath or "/" in name:
+        if uri is None or not _CHILD_STEPS.fullmatch(xpath) or "/" in name:
             return super()._find(element, query, require=require, xpath=xpath)
         tag = f"{{{uri}}}{name}"
-        result = element.find(xpath + tag) if xpath else next(element.iterchildren(tag), None)
+        result = _first_along(element, [*xpath.split("/")[1:-1], tag]) if xpath \
+            else next(element.iterchildren(tag), None)
         if require and result is None:
             expression = f"{xpath}{prefix or 'ds'}:{name}"
             raise InvalidInput(f"Expected to find XML element {name} in {element.tag} using XPath {expression}")
@@ -109,10 +189,27 @@ class DetachedVerifier(XMLVerifier):
         return list(element.iterchildren(f"{{{uri}}}{name}"))
 
     def _get_inclusive_ns_prefixes(self, transform_node: etree._Element) -> Any:
-        # Saving: as _find; the same query as signxml's (an ec:InclusiveNamespaces child that
-        # has a PrefixList), written in Clark notation.
-        found = transform_node.find(f"./{{{signxml_namespaces.ec}}}InclusiveNamespaces[@PrefixList]")
+        # Saving: as _find; the same selection as signxml's query (the first ec:InclusiveNamespaces
+        # child that has a PrefixList), without an ElementPath predicate.
+        found = next((child for child in transform_node.iterchildren(_INCLUSIVE_NAMESPACES)
+                      if child.get("PrefixList") is not None), None)
         return None if found is None else found.get("PrefixList").split(" ")
+
+    def _apply_transforms(self, payload: Any, *, transforms_node: etree._Element | None,
+                          signature: etree._Element) -> Any:
+        # Saving: before a C14N transform signxml canonicalizes a serialised and re-parsed copy
+        # of the referenced element, so that nothing is inherited from its ancestors. An element
+        # with nothing in scope to inherit (c14n.self_contained: no namespace declared on it or
+        # above it, no xml:* attribute above it; 構成情報 under a plain DataRoot) canonicalizes
+        # to the same bytes in place (tests/test_c14n.py), so for exactly one C14N transform of
+        # such an element signxml's own C14N runs on it directly. Anything else (no transform,
+        # several, another algorithm, namespaces in scope) is signxml's method, copy included.
+        transforms = [] if transforms_node is None else self._findall(transforms_node, "Transform")
+        if (len(transforms) == 1 and transforms[0].get("Algorithm") in _C14N_TRANSFORMS
+                and isinstance(payload, etree._Element) and self_contained(payload)):
+            return super()._c14n(payload, CanonicalizationMethod(transforms[0].get("Algorithm")),
+                                 inclusive_ns_prefixes=self._get_inclusive_ns_prefixes(transforms[0]))
+        return super()._apply_transforms(payload, transforms_node=transforms_node, signature=signature)
 
     def _tostring(self, xml_node: etree._Element, **kwargs: Any) -> bytes:
         # Fix (a): signxml copies nodes with etree.tostring(), which defaults to ASCII. Text can

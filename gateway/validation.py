@@ -153,8 +153,14 @@ def validate_target(record: TargetRecord) -> None:
                              problems=problems)
 
 
+DETAIL_MAX_ATTRIBUTES = 64
+"""Beyond this many attributes on one element, schema errors come from libxml2 (see _attribute_flood)."""
+
+
 def schema_problems(path: Path, root: etree._Element, fast: etree.XMLSchema | None = None) -> list[Problem]:
     """Located problems for a document that failed ``path`` (the slow, precise pass)."""
+    if fast is not None and _attribute_flood(root):
+        return _libxml2_problems(fast)
     problems: list[Problem] = []
     detail = _detail_schema(path)
     for error in detail.iter_errors(root):
@@ -162,10 +168,20 @@ def schema_problems(path: Path, root: etree._Element, fast: etree.XMLSchema | No
         if len(problems) >= MAX_PROBLEMS:
             break
     if not problems and fast is not None:
-        # The engines disagree (rare): fall back on libxml2's own messages rather than none.
-        problems = [Problem(path=e.path, line=e.line, code="schema-invalid",
-                            message=f"様式に適合しません: {e.message}") for e in fast.error_log]
+        problems = _libxml2_problems(fast)  # the engines disagree (rare): libxml2's messages, not none
     return problems[:MAX_PROBLEMS]
+
+
+def _attribute_flood(root: etree._Element) -> bool:
+    # xmlschema makes one error per unexpected attribute and renders the whole element into
+    # each: thousands of attributes on one element cost seconds to minutes (a denial of
+    # service open to anyone with a signing certificate). No form needs more than a few.
+    return any(len(element.attrib) > DETAIL_MAX_ATTRIBUTES for element in root.iter())
+
+
+def _libxml2_problems(fast: etree.XMLSchema) -> list[Problem]:
+    return [Problem(path=e.path, line=e.line, code="schema-invalid", message=f"様式に適合しません: {e.message}")
+            for e in list(fast.error_log)[:MAX_PROBLEMS]]
 
 
 def _problem_from(error: xmlschema.XMLSchemaValidationError, schema: xmlschema.XMLSchemaBase) -> Problem:

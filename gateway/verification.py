@@ -14,9 +14,12 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from lxml import etree
+
 from gateway.archive import MANIFEST_MEMBER, RawPackage, read_package
 from gateway.errors import PackageError, RevocationError, RevocationUnknown, SignatureError
 from gateway.manifest import MANIFEST_TAG, manifest_file_names, parse_manifest
+from gateway.mediatypes import attachment_problem
 from gateway.models import CertificateInfo, Limits, Manifest, SignaturePolicy, VerifiedPackage
 from gateway.signature import SignatureResult, inspect_signature, signature_present, verify_signature
 from gateway.trust import NoRevocationChecker, RevocationChecker, RevocationStatus, SignerCertificateValidator
@@ -24,22 +27,24 @@ from gateway.xmlsafe import parse_xml
 
 IDENTITY_UNVERIFIED = "要本人確認"
 """Flag on an unsigned package a procedure allowed: staff must check the applicant's identity."""
-_MEDIA_MAGIC = {"application/pdf": (b"%PDF-",), "image/jpeg": (b"\xff\xd8\xff",),
-                "image/png": (b"\x89PNG\r\n\x1a\n",)}
 _NO_REVOCATION = NoRevocationChecker()
 
 
 def verify_package(package: RawPackage | bytes, *, limits: Limits, validator: SignerCertificateValidator,
                    signature_policy_for: Callable[[str], SignaturePolicy], arrival_time: dt.datetime,
-                   revocation: RevocationChecker = _NO_REVOCATION) -> VerifiedPackage:
+                   revocation: RevocationChecker = _NO_REVOCATION,
+                   kousei: etree._Element | None = None) -> VerifiedPackage:
     """Verify one package as of ``arrival_time`` (when the gateway first received it).
 
+    :param kousei: The package's ``kousei.xml`` as :func:`~gateway.manifest.parse_kousei` parsed
+        it, when the caller has it already (the pipeline peeked the 到達番号 in it), so that it is
+        parsed once; parsed here otherwise. Nothing in it is trusted: all of it is checked here.
     :raises GatewayError: a ``package-…``, ``xml-…``, ``signature-…``, ``algorithm-…``,
         ``certificate-…`` or ``municipality-…`` refusal; ``RevocationError`` when revoked;
         ``RevocationUnknown`` (defer, not refuse) when revocation cannot be decided.
     """
     raw = package if isinstance(package, RawPackage) else read_package(package, limits)
-    document = parse_xml(raw.members[MANIFEST_MEMBER], what=MANIFEST_MEMBER)
+    document = kousei if kousei is not None else parse_xml(raw.members[MANIFEST_MEMBER], what=MANIFEST_MEMBER)
     if document.tag != "DataRoot":
         raise PackageError(f"kousei.xml のルート要素は DataRoot です（{document.tag}）",
                            code="package-manifest-structure")
@@ -94,9 +99,10 @@ def _check_members(manifest: Manifest, members: Mapping[str, bytes]) -> None:
         raise PackageError(f"構成情報 に記載のないファイルがあります: {', '.join(unlisted)}",
                            code="package-manifest-unlisted-member")
     for attachment in manifest.attachments:
-        if not members[attachment.filename].startswith(_MEDIA_MAGIC[attachment.media_type]):
+        problem = attachment_problem(attachment.media_type, members[attachment.filename])
+        if problem:
             raise PackageError(f"添付書類の内容がメディア型（{attachment.media_type}）と一致しません: "
-                               f"{attachment.filename}", code="package-attachment-type")
+                               f"{attachment.filename}: {problem}", code="package-attachment-type")
 
 
 def _evidence(result: SignatureResult, signer: CertificateInfo, status: RevocationStatus,

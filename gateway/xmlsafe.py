@@ -119,7 +119,8 @@ def _syntax_error(exc: etree.XMLSyntaxError, what: str) -> XmlError:
     where = f"{what} {exc.lineno}行目: " if exc.lineno else f"{what}: "
     if code in _ENCODING_ERRORS:
         return XmlError(f"{where}UTF-8 として読めない文字があります", code="xml-encoding")
-    if code == _ERR.ERR_RESOURCE_LIMIT or "Excessive depth" in message or "Huge input" in message:
+    if code in (_ERR.ERR_RESOURCE_LIMIT, _ERR.ERR_NAME_TOO_LONG) or "Excessive depth" in message \
+            or "Huge input" in message:
         if "depth" in message:
             return XmlError(f"{where}要素の入れ子が深すぎます", code="xml-too-deep")
         return XmlError(f"{where}XML の要素またはテキストが大きすぎます", code="xml-too-large")

@@ -48,6 +48,7 @@ def app_config(tmp_path: Path, pki: TestPKI) -> dict:
         "DATA_DIR": str(tmp_path / "var"),
         "TRUST_ANCHORS": [str(p) for p in pki.root_paths],
         "ALLOW_TEST_ROOTS": True,
+        "REVOCATION_DIR": str(pki.directory / "crl"),
         "API_TOKENS": {"portal": TOKEN},
         "WORKER": {"POLL_SECONDS": 0.05, "BACKOFF_SECONDS": 0.01, "MAX_ATTEMPTS": 3},
         "LOG_LEVEL": "WARNING",

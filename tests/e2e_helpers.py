@@ -98,6 +98,7 @@ def gateway_settings(data_dir: Path, pki: TestPKI, **settings: Any) -> dict[str,
         "GATEWAY_DATA_DIR": str(data_dir),
         "GATEWAY_TRUST_ANCHORS": json.dumps([str(p) for p in pki.root_paths]),
         "GATEWAY_ALLOW_TEST_ROOTS": "true",
+        "GATEWAY_REVOCATION_DIR": str(pki.directory / "crl"),
         "GATEWAY_LOG_LEVEL": "WARNING",
     }
     for key, value in settings.items():

@@ -197,3 +197,39 @@ def test_overlapping_entries_are_refused():  # case 60 (Fifield's non-recursive 
                + _central_entry(b"b.pdf", b_offset, 10, 10, zlib.crc32(b"%PDF-inner"), 0))
     end = struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, 3, 3, len(central), len(body), 0)
     assert refused(body + central + end).code == "package-overlapping-entries"
+
+
+def _patch_sizes_and_crc(data: bytes, name: bytes, *, size: int | None = None, crc: int | None = None) -> bytes:
+    """Rewrite ``name``'s declared size and/or CRC-32 in both its local and central headers."""
+    out = bytearray(data)
+    local = out.rfind(b"PK\x03\x04", 0, out.find(name))
+    central = out.rfind(b"PK\x01\x02", 0, out.rfind(name))
+    for header, crc_at, size_at in ((local, 14, 22), (central, 16, 24)):
+        if crc is not None:
+            out[header + crc_at:header + crc_at + 4] = struct.pack("<I", crc)
+        if size is not None:
+            out[header + size_at:header + size_at + 4] = struct.pack("<I", size)
+    return bytes(out)
+
+
+@pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_member_must_match_its_declared_crc(compression):
+    body = b"%PDF" + bytes(range(256)) * 8
+    data = make_zip([("kousei.xml", KOUSEI), ("a.pdf", body)], compression=compression)
+    assert refused(_patch_sizes_and_crc(data, b"a.pdf", crc=zlib.crc32(body) ^ 1)).code == "package-corrupt"
+
+
+def test_member_must_have_exactly_its_declared_size():
+    """Shorter than declared, with the right CRC-32: not the member the directory describes."""
+    body = b"%PDF" + bytes(range(256)) * 8
+    data = make_zip([("kousei.xml", KOUSEI), ("a.pdf", body)])
+    assert refused(_patch_sizes_and_crc(data, b"a.pdf", size=len(body) + 1)).code == "package-corrupt"
+    assert refused(_patch_sizes_and_crc(data, b"a.pdf", size=len(body) - 1)).code == "package-corrupt"
+
+
+def test_compressed_patched_data_is_refused():
+    data = bytearray(make_zip([("kousei.xml", KOUSEI), ("a.pdf", b"%PDF")]))
+    local, central = data.find(b"PK\x03\x04", 1), data.rfind(b"PK\x01\x02")
+    data[local + 6] |= 0x20
+    data[central + 8] |= 0x20
+    assert refused(bytes(data)).code == "package-corrupt"

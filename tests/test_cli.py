@@ -96,6 +96,8 @@ def test_testpki_init_then_sample_then_verify_from_scratch(workdir: Path, monkey
     assert len(roots) == 2 and len(crls) == 4
     assert "テスト用PKIを作成しました" in result.output and "CRL: 4 件" in result.output
     monkeypatch.setenv("GATEWAY_TRUST_ANCHORS", json.dumps(["pki/roots/*.pem"]))  # relative to the cwd
+    monkeypatch.setenv("GATEWAY_REVOCATION_DIR", "pki/crl")
+    monkeypatch.setenv("GATEWAY_DATA_DIR", "var-own-pki")  # its own revocation index, for its own roots
 
     ok(gateway("sample", "childcare-01", "--pki", "pki", "--out", "app.zip"))
     assert zipfile.is_zipfile(workdir / "app.zip")

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from gateway.errors import MunicipalityError, PackageError
-from gateway.manifest import manifest_file_names, parse_manifest, peek_arrival_number
+from gateway.errors import MunicipalityError, PackageError, XmlError
+from gateway.manifest import manifest_file_names, parse_kousei, parse_manifest, peek_arrival_number
 from gateway.models import Applicant, AttachmentInfo
 from gateway.packaging import build_manifest
 from gateway.xmlsafe import parse_xml
@@ -109,13 +109,26 @@ def test_not_the_manifest_element():
 
 
 def test_peek_arrival_number():
-    assert peek_arrival_number({"kousei.xml": kousei()}) == "202611280000012345"
-    assert peek_arrival_number({}) is None
-    assert peek_arrival_number({"kousei.xml": b"<DataRoot><broken"}) is None
-    assert peek_arrival_number({"kousei.xml": b'<!DOCTYPE x [<!ENTITY a "1">]><DataRoot/>'}) is None
-    assert peek_arrival_number({"kousei.xml": replaced("202611280000012345", "12345")}) is None
+    def peek(members: dict[str, bytes]) -> str | None:
+        return peek_arrival_number(parse_kousei(members))
+
+    assert peek({"kousei.xml": kousei()}) == "202611280000012345"
+    assert peek({}) is None
+    assert peek({"kousei.xml": replaced("202611280000012345", "12345")}) is None
     two = replaced("<到達番号>202611280000012345</到達番号>",
                    "<到達番号>202611280000012345</到達番号><到達番号>202611280000099999</到達番号>")
-    assert peek_arrival_number({"kousei.xml": two}) is None
+    assert peek({"kousei.xml": two}) is None
     other_root = replaced("<DataRoot>", "<Other>").replace(b"</DataRoot>", b"</Other>")
-    assert peek_arrival_number({"kousei.xml": other_root}) is None
+    assert peek({"kousei.xml": other_root}) is None
+
+
+def test_parse_kousei_is_the_hardened_parse_and_keeps_its_refusal_code():
+    tree = parse_kousei({"kousei.xml": kousei()})
+    assert tree is not None and tree.tag == "DataRoot"
+    assert parse_kousei({}) is None
+    for data, code in [(b"<DataRoot><broken", "xml-malformed"),
+                       (b'<!DOCTYPE x [<!ENTITY a "1">]><DataRoot/>', "xml-entity-forbidden"),
+                       ("<DataRoot/>".encode("utf-16"), "xml-encoding")]:
+        with pytest.raises(XmlError) as caught:
+            parse_kousei({"kousei.xml": data})
+        assert caught.value.code == code

@@ -20,16 +20,25 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
-from signxml import InvalidInput, XMLVerifier
+from signxml import InvalidInput, SignatureConfiguration, XMLVerifier
+from signxml.algorithms import CanonicalizationMethod
 
 from gateway.archive import read_package
+from gateway.c14n import self_contained
 from gateway.errors import GatewayError
 from gateway.models import Limits
 from gateway.packaging import make_signed_package
-from gateway.signature import DetachedVerifier, SignatureResult, inspect_signature, verify_signature
+from gateway.signature import (
+    DIGEST_METHODS,
+    SIGNATURE_METHODS,
+    DetachedVerifier,
+    SignatureResult,
+    inspect_signature,
+    verify_signature,
+)
 from gateway.testpki import root_name
 from gateway.trust import CertificateValidator, TrustAnchors
-from gateway.xmlsafe import parse_xml
+from gateway.xmlsafe import hardened_parser, parse_xml
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
@@ -140,13 +149,22 @@ def test_real_signatures_verify(validator, packages, c14n, uri_style):
     assert evidence["signature_method"].endswith("rsa-sha256") and set(evidence["members"]) == set(members)
 
 
+def _namespace_on_data_root(kousei: bytes) -> bytes:
+    """An unused namespace declared on DataRoot: still signed (exclusive C14N renders nothing of
+    it), but 構成情報 now has a namespace in scope, so it is canonicalized from a copy."""
+    return kousei.replace(b"<DataRoot>", b'<DataRoot xmlns:x="urn:x">', 1)
+
+
 @pytest.mark.parametrize("override, variant, expected", [
-    ("_tostring", ("exclusive", "raw"), "xml-malformed"),       # (a) ASCII copy of Japanese element names
+    # (a) ASCII copy of Japanese element names (signxml copies 構成情報 when it is not self-contained)
+    ("_tostring", ("exclusive", "raw"), "xml-malformed"),
     ("_c14n", ("inclusive", "raw"), "signature-invalid"),        # (b) xmlns="" in inclusive C14N of SignedInfo
     ("_resolve_reference", ("exclusive", "percent"), "signature-reference-missing"),  # (c) percent-encoded URI
 ])
 def test_each_signxml_fix_is_needed(validator, packages, monkeypatch, override, variant, expected):
     kousei, members = packages[variant]
+    if override == "_tostring":
+        kousei = _namespace_on_data_root(kousei)
     check(validator, kousei, members)
     monkeypatch.setattr(DetachedVerifier, override, getattr(XMLVerifier, override))
     assert code(validator, kousei, members) == expected
@@ -461,6 +479,33 @@ def test_empty_manifest_digest_is_a_mismatch_not_a_crash(validator, packages, pk
     assert code(validator, evil, members) == "signature-digest-mismatch"
 
 
+_TRANSFORM_DOCUMENT = """<DataRoot><構成情報 ID="構成情報"><a xmlns:p="urn:p" xml:lang="ja"><!-- c --><p:b>x</p:b>
+</a><c xmlns="urn:c"><d/></c></構成情報><n xmlns="urn:n" xmlns:p="urn:p"><m ID="m"><p:k/><k/></m></n>
+<o xml:lang="en"><q ID="q"/></o></DataRoot>""".encode()
+
+
+@pytest.mark.parametrize("algorithm", [m.value for m in CanonicalizationMethod])
+@pytest.mark.parametrize("prefixes", [None, "#default p"])
+def test_transform_saving_matches_signxmls(algorithm, prefixes):
+    """One C14N transform of the referenced element gives signxml's bytes, copy or not:
+    in place for 構成情報 (nothing in scope), signxml's copy for the others."""
+    document = etree.fromstring(_TRANSFORM_DOCUMENT)
+    transforms = etree.Element(ds("Transforms"))
+    transform = etree.SubElement(transforms, ds("Transform"), Algorithm=algorithm)
+    if prefixes:
+        etree.SubElement(transform, "{http://www.w3.org/2001/10/xml-exc-c14n#}InclusiveNamespaces",
+                         PrefixList=prefixes)
+    verifier, before = DetachedVerifier({}), etree.tostring(document)
+    payloads = [document.find("構成情報"), document.find("構成情報/a"), document.find(".//{urn:n}m"),
+                document.find("o/q"), document]
+    assert [self_contained(p) for p in payloads] == [True, False, False, False, False]
+    for payload in payloads:
+        ours = verifier._apply_transforms(payload, transforms_node=transforms, signature=None)
+        theirs = XMLVerifier._apply_transforms(verifier, payload, transforms_node=transforms, signature=None)
+        assert ours == theirs
+    assert etree.tostring(document) == before  # read, never edited
+
+
 _ID_DOCUMENT = """<r xmlns:e="urn:e"><a ID="x"/><b e:ID="y"/><c ID="y"/><d Id="x"/><f xml:id="z"/>
 <g ID="%E6%A7%8B"/><h ID="構"/></r>""".encode()
 
@@ -491,6 +536,71 @@ def test_reference_lookup_matches_signxmls(uri, id_attributes):
     assert uri not in known or id_attributes != ("ID",) or expected == known[uri]
 
 
+def _flip_base64(text: str) -> str:
+    return ("B" if text[0] == "A" else "A") + text[1:]
+
+
+def _key_value(root: etree._Element) -> None:  # a KeyValue that is not the certificate's key
+    key_info = sig(root).find(ds("KeyInfo"))
+    rsa_key = etree.SubElement(etree.SubElement(key_info, ds("KeyValue")), ds("RSAKeyValue"))
+    etree.SubElement(rsa_key, ds("Modulus")).text = base64.b64encode(b"\xc3" * 256).decode()
+    etree.SubElement(rsa_key, ds("Exponent")).text = "AQAB"
+
+
+_VERIFY_CASES = {
+    "valid": (lambda r: None, {}),
+    "signature value": (lambda r: setattr(sig(r).find(ds("SignatureValue")), "text",
+                                          _flip_base64(sig(r).findtext(ds("SignatureValue")))), {}),
+    "manifest": (lambda r: setattr(r.find("構成情報/管理情報/手続ID"), "text", "care-01"), {}),
+    "member": (lambda r: None, {"members": {"hoken.pdf": PDF + b" "}}),
+    "schema": (lambda r: sig(r).find(ds("SignedInfo")).append(etree.Element(ds("Unexpected"))), {}),
+    "sha1": (lambda r: sig(r).find(ds("SignedInfo"))[1].set("Algorithm", f"{DS}rsa-sha1"), {}),
+    "unknown algorithm": (lambda r: sig(r).find(ds("SignedInfo"))[1].set("Algorithm", "urn:x"), {}),
+    "key value": (_key_value, {}),
+    "other signer": (lambda r: None, {"signer": "suzuki-hanako"}),
+    "expired": (lambda r: None, {"at": NOW + dt.timedelta(days=365 * 20)}),
+    "reference count": (lambda r: None, {"references": 3}),
+    "location": (lambda r: None, {"location": "./構成情報/"}),
+    # inherited into SignedInfo by C14N 1.0, lost by signxml's copy: signxml's own path decides
+    "xml:lang above": (lambda r: r.find("署名情報").set(f"{{{XML_NS}}}lang", "ja"), {}),
+    # an entity reference (xmlsafe refuses them; made in the tree here): signxml's path decides
+    "entity": (lambda r: None, {"parsed": lambda r: sig(r).find(ds("KeyInfo")).append(etree.Entity("x"))}),
+}
+
+
+@pytest.mark.parametrize("variant", [("inclusive", "raw"), ("exclusive", "percent")])
+@pytest.mark.parametrize("case", list(_VERIFY_CASES))
+def test_verify_saving_matches_signxmls(packages, pki, variant, case):
+    """verify() on the Signature in place decides as signxml's verify() (its copy) does."""
+    change, options = _VERIFY_CASES[case]
+    kousei, members = packages[variant]
+    members = {**members, **options.get("members", {})}
+    document = parse_xml(edit(kousei, change), what="kousei.xml")
+    options.get("parsed", lambda r: None)(document)
+    before = etree.tostring(document, encoding="UTF-8")
+    config = SignatureConfiguration(
+        location=options.get("location", "./署名情報/"), expect_references=options.get("references", 1 + len(members)),
+        signature_methods=SIGNATURE_METHODS, digest_algorithms=DIGEST_METHODS,
+        verification_time=options.get("at", NOW))
+    certificate = pki.resident(options.get("signer", "yamada-taro")).cert
+
+    def outcome(verify: Callable[..., object]) -> object:
+        verifier = DetachedVerifier(members)
+        try:
+            results = verify(verifier, document, x509_cert=certificate, parser=hardened_parser(),
+                             uri_resolver=verifier.resolve_member, id_attribute="ID", expect_config=config)
+        except etree.DocumentInvalid as exc:  # libxml2's message carries line numbers of the copy
+            return type(exc).__name__
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+        return [(r.signed_data, r.signature_key) for r in results], verifier.verified_references
+
+    ours = outcome(DetachedVerifier.verify)
+    assert ours == outcome(XMLVerifier.verify)
+    assert (case in ("valid", "xml:lang above")) == isinstance(ours[0], list)
+    assert etree.tostring(document, encoding="UTF-8") == before  # read, never edited
+
+
 def test_find_matches_signxmls(packages):
     """The Clark-notation finds return the elements signxml's prefixed finds return."""
     root = etree.fromstring(packages[("exclusive", "raw")][0])
@@ -503,6 +613,13 @@ def test_find_matches_signxmls(packages):
         assert ours._findall(element, query) == theirs._findall(element, query)
     location = "./署名情報/"
     assert ours._find(root, "Signature", xpath=location) is theirs._find(root, "Signature", xpath=location)
+    # Locations along child steps: the first match in document order, as ElementPath's find.
+    steps = etree.fromstring(f'<r xmlns:ds="{DS}"><a/><a><b><ds:X n="1"/></b><b><ds:X n="2"/></b></a><ds:X n="3"/>'
+                             f'<a><b><ds:X n="4"/></b></a><c><ds:X n="5"/></c></r>'.encode())
+    for xpath in ("", "./", "./a/", "./a/b/", "./c/", "./b/", ".//", "./a//", "./*/", "./a[2]/b/"):
+        for query in ("X", "ds:X", "Y"):
+            assert ours._find(steps, query, require=False, xpath=xpath) is \
+                theirs._find(steps, query, require=False, xpath=xpath), (xpath, query)
     for verifier in (ours, theirs):  # signxml's refusal, word for word
         with pytest.raises(InvalidInput, match=r"^Expected to find XML element Object in .*Signature "
                                                r"using XPath ds:Object$"):

@@ -11,11 +11,13 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from gateway.errors import Conflict, Problem
 from gateway.models import Applicant, CertificateInfo, Manifest, TargetRecord
 from gateway.states import IllegalTransition, State
 from gateway.store import Step, Store, Transition, manifest_fields, signer_summary
+from gateway.store.engine import alembic_config
 from gateway.store.schema import metadata
 from tests.pg import database_url  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 
@@ -54,7 +56,8 @@ def test_migrations_build_exactly_the_declared_schema_from_empty(database_url): 
     store.upgrade()
     store.upgrade()  # a second run finds nothing to do
     with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
     assert {"blobs", "applications", "transitions", "records", "outbox", "delivery_attempts",
@@ -282,6 +285,37 @@ def test_queue_delivery_stores_record_outbox_and_state_in_one_commit(store):
     assert (delivery.channel, delivery.status, delivery.attempts, delivery.record_id) == (
         "filedrop", "pending", 0, record.id)
     assert [t.to_state for t in view.history][-1] == State.QUEUED
+
+
+def test_an_accepted_package_costs_two_commits_and_nine_statements(store):
+    # The intake's hot path (gateway/pipeline.py): arrival, then everything else in one commit.
+    statements: list[str] = []
+    commits: list[bool] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2].split()[0]))
+    sa.event.listen(store.engine, "commit", lambda _conn: commits.append(True))
+    app = arrive(store).application
+    store.queue_delivery(app.id, record=RECORD, channel="filedrop", plugin="p", plugin_version="1",
+                         steps_before=[Step("verified", "ok"), Step("validated", "ok")])
+    assert len(commits) == 2
+    assert statements == ["INSERT"] * 3 + ["SELECT", "UPDATE"] + ["INSERT"] * 4  # transitions: one executemany
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "no-returning"])
+def test_the_applications_returned_are_those_stored(store, returning):
+    if not returning:  # as on SQLite before 3.35: read back after the UPDATE instead
+        store.engine.dialect.update_returning = False
+    arrived = arrive(store).application
+    assert arrived == store.get_application_by_id(arrived.id).application
+    at = T0 + dt.timedelta(seconds=2)
+    verified = store.transition(arrived.id, "verified", actor="system", reason="ok", at=at, verified_at=at,
+                                applied_at=at.astimezone(dt.timezone(dt.timedelta(hours=9))),
+                                flags=["要本人確認"], signer={"serial_number": "abc"},
+                                evidence={"certificate": b"\x30\x82", "checked_at": at})
+    assert verified == store.get_application_by_id(arrived.id).application
+    assert (verified.evidence, verified.applied_at) == ({"certificate": "MII=", "checked_at": at.isoformat()}, at)
+    queued = store.queue_delivery(arrived.id, record=RECORD, channel="filedrop", plugin="p", plugin_version="1",
+                                  steps_before=[Step("validated", "ok")])
+    assert queued == store.get_application_by_id(arrived.id).application and queued.state == State.QUEUED
 
 
 def test_queue_delivery_of_an_unvalidated_application_writes_nothing(store):

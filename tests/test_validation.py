@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,18 @@ def test_several_problems_are_all_reported_and_bounded(procedure: Procedure) -> 
     problems = problems_of(procedure, text)
     assert len(problems) == MAX_PROBLEMS
     assert problems[0].path == "/申請書/性別"
+
+
+def test_an_attribute_flood_is_reported_by_libxml2_without_the_slow_pass(procedure: Procedure) -> None:
+    # xmlschema renders the element into one error per attribute: thousands took minutes.
+    attributes = " ".join(f'a{i}="1"' for i in range(5000))
+    text = VALID.replace("<性別>男</性別>", f"<性別 {attributes}>男</性別>")
+    started = time.perf_counter()
+    problems = problems_of(procedure, text)
+    assert time.perf_counter() - started < 2
+    assert 0 < len(problems) <= MAX_PROBLEMS
+    assert all(p.code == "schema-invalid" and p.message.startswith("様式に適合しません: ") for p in problems)
+    assert problems[0].line == 5
 
 
 def test_schema_is_compiled_once_per_thread(procedure: Procedure) -> None:

@@ -28,8 +28,8 @@ JST = dt.timezone(dt.timedelta(hours=9))
 APPLIED = dt.datetime(2026, 11, 28, 10, 15, tzinfo=JST)
 FORM = ('<?xml version="1.0" encoding="UTF-8"?>\n<申請書 xmlns="urn:example:childcare-01">'
         + "<児童><氏名>山田　一郎</氏名></児童>" * 50 + "</申請書>\n").encode()
-PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256))
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(64)
+PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256)) + b"\n%%EOF\n"
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(64) + b"\xff\xd9"
 SIGNED_ONLY = lambda code: SignaturePolicy()  # noqa: E731
 UNSIGNED_OK = lambda code: SignaturePolicy(unsigned_allowed=True)  # noqa: E731
 

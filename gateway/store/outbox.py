@@ -19,7 +19,8 @@ import sqlalchemy as sa
 
 from gateway.models import DeliveryReceipt
 from gateway.states import State
-from gateway.store.lifecycle import apply_transition, lock_application, new_id
+from gateway.store.lifecycle import apply_transition, lock_application
+from gateway.store.prepared import PreparedInsert
 from gateway.store.queries import record_by_id
 from gateway.store.schema import applications, delivery_attempts, outbox
 from gateway.store.views import OutboxItem, Transition
@@ -28,14 +29,16 @@ log = logging.getLogger(__name__)
 ACTOR = "system:worker"
 LEASE_EXPIRED = "lease-expired: 連携処理が期限内に終わりませんでした (プロセス停止の可能性)"
 _DELIVERING = (State.QUEUED.value, State.RETRYING.value)
+_ADD = PreparedInsert(outbox.insert(), column_keys=(  # once per accepted package
+    "application_id", "record_id", "channel", "options", "status", "attempts", "next_attempt_at", "created_at"))
 
 
 def add(conn: sa.Connection, app_id: int, record_id: int, channel: str,
         options: Mapping[str, Any], at: dt.datetime) -> int:
-    return new_id(conn.execute(outbox.insert(), {
+    return _ADD.insert(conn, {
         "application_id": app_id, "record_id": record_id, "channel": channel, "options": dict(options),
         "status": "pending", "attempts": 0, "next_attempt_at": at, "created_at": at,
-    }))
+    })
 
 
 def _claimable(now: dt.datetime) -> sa.ColumnElement[bool]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from gateway.errors import NotFound
 from gateway.states import State
+from gateway.store.prepared import Prepared
 from gateway.store.schema import (
     applications,
     blobs,
@@ -26,13 +28,17 @@ from gateway.store.views import (
     record_from_row,
 )
 
-_BY_ID = sa.select(applications).where(applications.c.id == sa.bindparam("app_id"))
-LIVE_BY_NUMBER = sa.select(applications).where(
-    applications.c.arrival_number == sa.bindparam("number"), applications.c.live.is_(True))
+_BY_ID = Prepared(sa.select(applications).where(applications.c.id == sa.bindparam("app_id")))
+LIVE_BY_NUMBER = Prepared(sa.select(applications).where(
+    applications.c.arrival_number == sa.bindparam("number"), applications.c.live.is_(True)))
+"""The live application with a 到達番号 (``{"number": …}``): what an arrival finds when its number is taken."""
 
 
 def application_by_id(conn: sa.Connection, app_id: int) -> Application:
-    return application_from_row(conn.execute(_BY_ID, {"app_id": app_id}).mappings().one())
+    row = _BY_ID.first(conn, {"app_id": app_id})
+    if row is None:
+        raise NotFound(f"申請 (id={app_id}) が見つかりません")
+    return application_from_row(row)
 
 
 def view_by_arrival_number(conn: sa.Connection, arrival_number: str) -> ApplicationView | None:

@@ -16,22 +16,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from gateway.errors import Conflict, NotFound, Problem
 from gateway.models import DeliveryReceipt, TargetRecord
 from gateway.states import State
 from gateway.store import engine as engines
+from gateway.store import lifecycle, queries
 from gateway.store import outbox as outbox_ops
-from gateway.store import queries
-from gateway.store.lifecycle import (
-    apply_transition,
-    apply_transitions,
-    lock_application,
-    new_id,
-    problems_json,
-    record_transition,
-)
+from gateway.store.lifecycle import apply_transition, lock_application, problems_json, record_transition
+from gateway.store.prepared import Prepared, PreparedInsert, insert_unless_conflict
 from gateway.store.schema import applications, blobs, outbox, records, refusals_audit
 from gateway.store.views import (
     Application,
@@ -54,6 +47,22 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+# The statements every package runs (see gateway.store.prepared for why they are prepared).
+_INSERT_BLOB = Prepared(insert_unless_conflict(blobs, index_elements=[blobs.c.sha256]),
+                        column_keys=("sha256", "size", "data", "created_at"))
+# A live 到達番号 already taken inserts nothing (no error, also not between concurrent posts
+# on PostgreSQL: the second waits for the first and then does nothing).
+_INSERT_APPLICATION = PreparedInsert(
+    insert_unless_conflict(applications, index_elements=[applications.c.arrival_number], index_where=applications.c.live),
+    column_keys=("arrival_number", "package_sha256", "live", "state", "flags", "received_at", "source",
+                 "updated_at"))
+_INSERT_RECORD = PreparedInsert(records.insert(), column_keys=(
+    "application_id", "target", "media_type", "filename", "content_sha256", "plugin", "plugin_version",
+    "created_at"))
+_INSERT_REFUSAL = PreparedInsert(refusals_audit.insert(), column_keys=(
+    "package_sha256", "size", "at", "source", "error_code", "error_detail"))
+
+
 class Store:
     """Durable storage on SQLite or PostgreSQL (``url`` as SQLAlchemy spells it)."""
 
@@ -61,8 +70,6 @@ class Store:
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.url = url
         self.engine = engines.make_engine(url)
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-        self._insert_blob = insert(blobs).on_conflict_do_nothing(index_elements=["sha256"])
         self.on_transition = on_transition
         self.clock = clock
 
@@ -104,43 +111,45 @@ class Store:
         at = at.astimezone(dt.UTC)  # as the database gives it back
         for _ in range(3):
             try:
-                return self._record_arrival(arrival_number, package, source, at, actor)
+                if result := self._record_arrival(arrival_number, package, source, at, actor):
+                    return result
             except sa.exc.IntegrityError:
-                # A concurrent identical post won the race for the live 到達番号 (PostgreSQL;
-                # SQLite serialises writers). Read again: it is now a replay or a conflict.
+                # Not expected (the INSERT gives way to a live 到達番号 instead of failing), but
+                # a lost race must never lose a package: it is now a replay or a conflict.
                 log.info("concurrent arrival of %s; reading it again", arrival_number)
         raise RuntimeError(f"could not record the arrival of {arrival_number}")
 
     def _record_arrival(self, arrival_number: str, package: bytes, source: str,
-                        at: dt.datetime, actor: str) -> ArrivalResult:
-        conflict = False
+                        at: dt.datetime, actor: str) -> ArrivalResult | None:
+        """One attempt; None when the application holding the number was refused meanwhile."""
         # early: the next commit about this package (always fully synced) precedes any answer.
         with self._writing(early=True) as conn:
             sha = self._put_blob(conn, package, at)
-            live = conn.execute(queries.LIVE_BY_NUMBER, {"number": arrival_number}).mappings().first()
-            if live is not None and live["package_sha256"] == sha:
-                return ArrivalResult(application_from_row(live), replay=True)
-            if live is not None:
-                conflict = True
+            app_id = _INSERT_APPLICATION.insert_if_new(conn, {
+                "arrival_number": arrival_number, "package_sha256": sha, "live": True,
+                "state": State.RECEIVED.value, "flags": [], "received_at": at, "source": source,
+                "updated_at": at})
+            if app_id is None:  # the number is live already: a replay or a conflict
+                live = queries.LIVE_BY_NUMBER.first(conn, {"number": arrival_number})
             else:
-                app_id = new_id(conn.execute(applications.insert(), {
-                    "arrival_number": arrival_number, "package_sha256": sha, "live": True,
-                    "state": State.RECEIVED.value, "flags": [], "received_at": at, "source": source,
-                    "updated_at": at}))
                 made = record_transition(conn, app_id, arrival_number, None, State.RECEIVED,
                                          actor=actor, reason=f"受信 ({source})", at=at)
-                # Built from what was just written (no re-read: this is the hot path).
-                app = Application(id=app_id, arrival_number=arrival_number, package_sha256=sha,
-                                  state=State.RECEIVED, live=True, received_at=at, updated_at=at,
-                                  source=source)
-        if conflict:  # audited (fully synced, with the bytes stored above) before the 409
-            with self._writing() as conn:
-                self._audit_refusal(conn, sha, len(package), source, "conflict",
-                                    f"到達番号 {arrival_number} は別の内容で受理済み", at)
-            raise Conflict(f"到達番号 {arrival_number} は別の内容の申請パッケージで既に受理されています",
-                           arrival_number=arrival_number)
+        if app_id is None:
+            return None if live is None else self._replay_or_conflict(live, sha, package, source, at)
         self._announce([made])
-        return ArrivalResult(app, replay=False)
+        # Built from what was just written (no re-read: this is the hot path).
+        return ArrivalResult(Application(
+            id=app_id, arrival_number=arrival_number, package_sha256=sha, state=State.RECEIVED, live=True,
+            received_at=at, updated_at=at, source=source), replay=False)
+
+    def _replay_or_conflict(self, live: Mapping[str, Any], sha: str, package: bytes, source: str,
+                            at: dt.datetime) -> ArrivalResult:
+        if live["package_sha256"] == sha:
+            return ArrivalResult(application_from_row(live), replay=True)
+        number = live["arrival_number"]
+        with self._writing() as conn:  # audited (fully synced, with the bytes stored above) before the 409
+            self._audit_refusal(conn, sha, len(package), source, "conflict", f"到達番号 {number} は別の内容で受理済み", at)
+        raise Conflict(f"到達番号 {number} は別の内容の申請パッケージで既に受理されています", arrival_number=number)
 
     def record_unreadable(self, package: bytes, *, source: str, error_code: str, detail: str,
                           received_at: dt.datetime | None = None) -> Refusal:
@@ -168,8 +177,7 @@ class Store:
         received → verified → validated once the pipeline has passed both."""
         at = at or self.clock()
         with self._writing() as conn:
-            made = self._steps(conn, app_id, steps, actor, at)
-            app = queries.application_by_id(conn, app_id)
+            made, app = lifecycle.advance(conn, app_id, steps, actor=actor, at=at)
         self._announce(made)
         return app
 
@@ -191,16 +199,15 @@ class Store:
         """
         at = at or self.clock()
         with self._writing() as conn:
-            made = self._steps(conn, app_id, [*steps_before, Step(
+            made, snapshot = lifecycle.advance(conn, app_id, [*steps_before, Step(
                 State.QUEUED, f"{plugin} {plugin_version} で変換、{channel} で連携予定",
-                {"plugin_version": plugin_version})], actor, at)
+                {"plugin_version": plugin_version})], actor=actor, at=at)
             sha = self._put_blob(conn, record.content, at)
-            record_id = new_id(conn.execute(records.insert(), {
+            record_id = _INSERT_RECORD.insert(conn, {
                 "application_id": app_id, "target": record.target, "media_type": record.media_type,
                 "filename": record.filename, "content_sha256": sha, "plugin": plugin,
-                "plugin_version": plugin_version, "created_at": at}))
+                "plugin_version": plugin_version, "created_at": at})
             outbox_ops.add(conn, app_id, record_id, channel, options or {}, at)
-            snapshot = queries.application_by_id(conn, app_id)
         self._announce(made)
         return snapshot
 
@@ -284,12 +291,6 @@ class Store:
 
     # ------------------------------------------------------------------ plumbing
 
-    @staticmethod
-    def _steps(conn: sa.Connection, app_id: int, steps: Sequence[Step], actor: str,
-               at: dt.datetime) -> list[Transition]:
-        return apply_transitions(conn, lock_application(conn, app_id),
-                                 [(step.to_state, step.reason, step.fields) for step in steps], actor=actor, at=at)
-
     @contextmanager
     def _writing(self, *, early: bool = False) -> Iterator[sa.Connection]:
         """A write transaction; ``early`` only for the arrival record (see ``engine.EARLY``)."""
@@ -303,17 +304,18 @@ class Store:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    def _put_blob(self, conn: sa.Connection, data: bytes, at: dt.datetime) -> str:
+    @staticmethod
+    def _put_blob(conn: sa.Connection, data: bytes, at: dt.datetime) -> str:
         sha = hashlib.sha256(data).hexdigest()
-        conn.execute(self._insert_blob, {"sha256": sha, "size": len(data), "data": data, "created_at": at})
+        _INSERT_BLOB.execute(conn, {"sha256": sha, "size": len(data), "data": data, "created_at": at})
         return sha
 
     @staticmethod
     def _audit_refusal(conn: sa.Connection, sha: str, size: int, source: str, error_code: str,
                        detail: str, at: dt.datetime) -> int:
-        return new_id(conn.execute(refusals_audit.insert(), {
+        return _INSERT_REFUSAL.insert(conn, {
             "package_sha256": sha, "size": size, "at": at, "source": source,
-            "error_code": error_code, "error_detail": detail}))
+            "error_code": error_code, "error_detail": detail})
 
     def _announce(self, made: list[Transition]) -> None:
         if self.on_transition is None:

@@ -152,3 +152,29 @@ refusals_audit = sa.Table(
     sa.Column("error_code", sa.String(64), nullable=False),
     sa.Column("error_detail", sa.Text, nullable=False),
 )
+
+# --------------------------------------------------------------------------- 宛名番号 table
+# The resident-registry system's table of signing-certificate serials → 宛名番号
+# (jpki-profile.md), imported whole by gateway.store.addressbook; a re-import replaces every
+# entry in one transaction. Serials are unique only per issuing key, hence the two-part key,
+# which is also the one index the per-package lookup uses.
+
+address_book_imports = sa.Table(
+    "address_book_imports", metadata,
+    _id(),
+    sa.Column("imported_at", UtcDateTime, nullable=False),
+    sa.Column("source", sa.String(512), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("row_count", sa.Integer, nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+)
+
+address_book = sa.Table(
+    "address_book", metadata,
+    # lower-case hex without separators: the certificate's authorityKeyIdentifier
+    sa.Column("issuer_key_id", sa.String(64), primary_key=True),
+    # lower-case hex without leading zeros, as the evidence writes it (up to 20 octets)
+    sa.Column("serial", sa.String(40), primary_key=True),
+    sa.Column("address_number", sa.String(32), nullable=False),
+    sa.Column("import_id", sa.Integer, sa.ForeignKey("address_book_imports.id"), nullable=False),
+)

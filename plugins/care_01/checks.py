@@ -19,7 +19,12 @@ from collections.abc import Iterator
 from lxml import etree
 
 from gateway import FormContext, Problem
-from gateway.identifiers import check_insured_number, check_insurer_number, check_my_number, check_office_number
+from gateway.identifiers import (
+    check_insured_number,
+    check_insurer_number,
+    check_my_number,
+    check_office_number,
+)
 from gateway.validation import date_problem, has_attachment, problem_at, reference_date
 from gateway.wareki import legal_age_on, parse_date
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gateway import Procedure, hookimpl
+from gateway import ApplicantFields, Procedure, hookimpl
 from gateway.config import SCHEMAS_DIR
 
 from .checks import CHECKS, FORM_NAMESPACE
@@ -32,6 +32,9 @@ PROCEDURE = Procedure(
     channel="filedrop",
     plugin_version="1.0.0",
     sample=SAMPLES.sample,
+    # The 請求者 signs: their 基本4情報 are compared with the signing certificate's.
+    applicant_fields=ApplicantFields(name="f:請求者/f:氏名", sex="f:請求者/f:性別",
+                                     birth="f:請求者/f:生年月日", address="f:請求者/f:住所"),
 )
 
 

@@ -1,0 +1,166 @@
+"""Reading the four basic facts from the signing certificate's subjectAltName."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from gateway.basicfacts import (
+    OID_ADDRESS,
+    OID_ADDRESS_FLAGS,
+    OID_BIRTH,
+    OID_NAME,
+    OID_NAME_FLAGS,
+    OID_SEX,
+    BasicFactsError,
+    read_basic_facts,
+)
+from gateway.models import CertificateInfo
+from gateway.testpki import der_utf8string
+
+_KEY = ec.generate_private_key(ec.SECP256R1())  # the key type does not matter here; EC is fast
+GOOD = {OID_NAME: "山田　太郎", OID_NAME_FLAGS: "00000", OID_SEX: "1", OID_BIRTH: "319800415",
+        OID_ADDRESS: "東京都千代田区千代田１丁目１番１号", OID_ADDRESS_FLAGS: "0" * 17}
+
+
+def cert_with(names: list[x509.GeneralName] | None) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test")])
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+               .public_key(_KEY.public_key()).serial_number(1).not_valid_before(now)
+               .not_valid_after(now + dt.timedelta(days=1)))
+    if names is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(_KEY, hashes.SHA256())
+
+
+def facts_cert(values: dict[x509.ObjectIdentifier, str], *extra: x509.GeneralName) -> x509.Certificate:
+    return cert_with([x509.OtherName(oid, der_utf8string(v)) for oid, v in values.items()] + list(extra))
+
+
+def test_every_signing_resident_of_the_test_pki(pki):
+    for resident in pki.residents:
+        if resident.auth:
+            continue
+        facts = read_basic_facts(resident.cert)
+        assert (facts.name, facts.sex, facts.birth, facts.address) == (
+            resident.name, resident.sex, resident.birth, resident.address)
+        assert (facts.name_substitutes, facts.address_substitutes) == (resident.name_flags, resident.address_flags)
+        assert facts.birth_date.value is not None and facts.birth_date.value.strftime("%Y%m%d") == resident.birth[1:]
+
+
+def test_substitute_flags_name_the_positions(pki):
+    jiro = read_basic_facts(pki.resident("yamasaki-jiro").cert)  # 山﨑: the card holds 崎
+    assert jiro.name_substitute_positions == (1,) and jiro.fields_with_substitutes == ("氏名",)
+    misaki = read_basic_facts(pki.resident("tanaka-misaki").cert)  # 髙麗橋: the card holds 高
+    assert misaki.address[misaki.address_substitute_positions[0]] == "高"
+    assert misaki.fields_with_substitutes == ("住所",)
+    assert read_basic_facts(pki.resident("yamada-taro").cert).fields_with_substitutes == ()
+
+
+def test_accepts_the_certificate_info_and_der(pki):
+    cert = pki.resident("suzuki-hanako").cert
+    der = cert.public_bytes(serialization.Encoding.DER)
+    info = CertificateInfo(subject="", issuer="", serial_number=cert.serial_number,
+                           not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, der=der)
+    assert read_basic_facts(info) == read_basic_facts(der) == read_basic_facts(cert)
+    facts = read_basic_facts(info)
+    assert facts.sex_label == "女" and facts.birth_date.era == "平成"
+
+
+def test_personal_data_never_shows_in_repr(pki):
+    facts = read_basic_facts(pki.resident("yamada-taro").cert)
+    assert "山田" not in repr(facts) and "千代田" not in repr(facts) and "319800415" not in repr(facts)
+
+
+def test_authentication_certificate_has_no_facts(pki):
+    with pytest.raises(BasicFactsError) as err:
+        read_basic_facts(pki.resident("watanabe-kumiko").cert)
+    assert err.value.absent
+
+
+def test_other_san_entries_are_no_facts():
+    with pytest.raises(BasicFactsError) as err:
+        read_basic_facts(cert_with([x509.DNSName("example.jp"),
+                                    x509.OtherName(x509.ObjectIdentifier("1.2.3.4"), der_utf8string("x"))]))
+    assert err.value.absent
+
+
+def test_unknown_entries_beside_the_facts_are_ignored():
+    later = x509.OtherName(x509.ObjectIdentifier("1.2.392.200149.8.5.5.7"), der_utf8string("ヤマダ　タロウ"))
+    facts = read_basic_facts(facts_cert(GOOD, later, x509.DNSName("example.jp")))
+    assert facts.name == "山田　太郎"
+
+
+def test_flags_are_optional_and_a_long_address_uses_the_long_length_form():
+    values = {k: v for k, v in GOOD.items() if k not in (OID_NAME_FLAGS, OID_ADDRESS_FLAGS)}
+    values[OID_ADDRESS] = "北海道" + "あ" * 150  # > 127 bytes: long-form DER length
+    facts = read_basic_facts(facts_cert(values))
+    assert facts.name_substitutes == "" and facts.name_substitute_positions == ()
+    assert facts.address == values[OID_ADDRESS]
+
+
+def test_unknown_birth_date_is_kept_as_written():
+    facts = read_basic_facts(facts_cert({**GOOD, OID_BIRTH: "000000000"}))
+    assert facts.birth == "000000000" and facts.birth_date.value is None
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({OID_SEX: "4"}, "性別"),
+    ({OID_SEX: "男"}, "性別"),
+    ({OID_BIRTH: "19800415"}, "生年月日"),
+    ({OID_BIRTH: "619800415"}, "生年月日"),
+    ({OID_BIRTH: "３19800415"}, "生年月日"),
+    ({OID_NAME_FLAGS: "0a000"}, "氏名代替文字"),
+    ({OID_ADDRESS_FLAGS: "2"}, "住所代替文字"),
+    ({OID_NAME: ""}, "氏名"),
+])
+def test_malformed_facts_are_refused_naming_the_field_not_the_value(change, message):
+    with pytest.raises(BasicFactsError) as err:
+        read_basic_facts(facts_cert({**GOOD, **change}))
+    assert message in str(err.value) and not err.value.absent
+    assert all(v not in str(err.value) for v in change.values() if len(v) > 1)
+
+
+def test_missing_and_repeated_facts():
+    with pytest.raises(BasicFactsError, match="住所"):
+        read_basic_facts(facts_cert({k: v for k, v in GOOD.items() if k != OID_ADDRESS}))
+    with pytest.raises(BasicFactsError, match="複数"):
+        read_basic_facts(facts_cert(GOOD, x509.OtherName(OID_NAME, der_utf8string("別人　花子"))))
+
+
+@pytest.mark.parametrize("value", [
+    bytes([0x13, 2]) + b"AB",      # PrintableString, not UTF8String
+    bytes([0x0C, 2]) + b"\xff\xfe",  # not UTF-8
+])
+def test_values_must_be_utf8strings(value):
+    names = [x509.OtherName(oid, der_utf8string(v)) for oid, v in GOOD.items() if oid != OID_SEX]
+    with pytest.raises(BasicFactsError, match="性別"):
+        read_basic_facts(cert_with([*names, x509.OtherName(OID_SEX, value)]))
+
+
+@pytest.mark.parametrize("value", [
+    bytes([0x0C, 5]) + b"AB",           # length beyond the value
+    bytes([0x0C, 1]) + b"AB",           # trailing bytes
+    bytes([0x0C, 0x81, 0x02]) + b"AB",  # long form below 128: not DER
+    bytes([0x0C, 0x80]),                # indefinite length
+])
+def test_lengths_must_be_exact_der(value):
+    # cryptography refuses to build such certificates, so the decoder is checked on its own.
+    from gateway.basicfacts import _utf8string
+
+    with pytest.raises(BasicFactsError, match="長さ"):
+        _utf8string(value, "性別")
+    assert _utf8string(der_utf8string("あ" * 100), "住所") == "あ" * 100
+
+
+def test_the_test_pki_writes_the_oids_this_module_reads():
+    from gateway import testpki
+
+    assert (testpki.OID_NAME, testpki.OID_NAME_FLAGS, testpki.OID_SEX, testpki.OID_BIRTH, testpki.OID_ADDRESS,
+            testpki.OID_ADDRESS_FLAGS) == (OID_NAME, OID_NAME_FLAGS, OID_SEX, OID_BIRTH, OID_ADDRESS, OID_ADDRESS_FLAGS)

@@ -1,0 +1,59 @@
+"""gateway.c14n: the subtree C14N every verifier computes; in place only when that is the same."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import etree
+
+from gateway.c14n import canonicalize, canonicalize_copy, self_contained
+
+DOCUMENTS = [
+    # 構成情報 as the packages have it: nothing declared above it.
+    '<DataRoot><様式ID>KOUSEI</様式ID><構成情報 ID="構成情報"><管理情報><到達番号>1</到達番号></管理情報>'
+    '<!-- c --><?pi x?><添付書類属性情報 a="&amp;&lt;&#13;" b=\'"\'>x &amp; y<![CDATA[<z>]]></添付書類属性情報>'
+    '</構成情報><署名情報><Signature xmlns="urn:ds"><SignedInfo><C/></SignedInfo></Signature></署名情報></DataRoot>',
+    # Namespaces declared inside the subtree, default and prefixed, with an undeclaration; on
+    # the apex itself (A) libxml2 renders a spurious xmlns="" on p:E, so A is not self-contained.
+    '<R><A xmlns="urn:a" xmlns:p="urn:p"><B p:x="1"><C xmlns=""><D/></C><p:E xmlns:q="urn:q"/></B></A></R>',
+    '<R><S><A xmlns="urn:a"><B><C/></B></A><A xmlns:p="urn:p"><p:B><C xmlns="urn:c"><D/></C></p:B></A></S></R>',
+    # xml:* attributes inside the subtree (rendered as written) and on an ancestor (inherited).
+    '<R><S xml:lang="ja"><T xml:space="preserve"> <U/> </T></S></R>',
+    '<R xml:lang="ja"><S><T/></S></R>',
+    # Namespaces above the apex: the libxml2 case, and an unused prefix inclusive C14N renders.
+    '<R xmlns:p="urn:p"><S xmlns="urn:ds"><I><A><B/></A></I></S></R>',
+    '<R xmlns:unused="urn:u"><S><T/></S></R>',
+    '<p:R xmlns:p="urn:p"><p:S><T/></p:S></p:R>',
+]
+
+
+def elements(document: str) -> list[etree._Element]:
+    return list(etree.fromstring(document.encode()).iter(etree.Element))
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_in_place_only_when_it_gives_the_copys_bytes(document, exclusive):
+    for node in elements(document):
+        expected = canonicalize_copy(node, exclusive=exclusive)
+        assert canonicalize(node, exclusive=exclusive) == expected
+        if self_contained(node):
+            assert etree.tostring(node, method="c14n", exclusive=exclusive, with_comments=False) == expected
+
+
+def test_what_counts_as_self_contained():
+    root = etree.fromstring(DOCUMENTS[0].encode())
+    assert self_contained(root.find("構成情報")) and self_contained(root.find("構成情報/管理情報"))
+    assert not self_contained(root)  # the document root: lxml would render the whole document
+    assert not self_contained(next(root.iter("{urn:ds}SignedInfo")))  # xmlns declared on Signature
+    assert not self_contained(etree.fromstring(DOCUMENTS[1].encode()).find("{urn:a}A"))  # declares xmlns
+    assert self_contained(etree.fromstring(DOCUMENTS[2].encode()).find("S"))  # declarations only below
+    assert not self_contained(etree.fromstring(DOCUMENTS[4].encode()).find("S"))  # inherits xml:lang
+    assert not self_contained(etree.fromstring(DOCUMENTS[6].encode()).find("S"))  # in scope: xmlns:unused
+
+
+def test_the_copy_is_needed_where_namespaces_are_inherited():
+    """Why the copy exists: libxml2's in-place C14N of this apex writes xmlns="" on B."""
+    apex = etree.fromstring(DOCUMENTS[5].encode()).find(".//{urn:ds}I")
+    assert not self_contained(apex)
+    assert canonicalize(apex, exclusive=False) == b'<I xmlns="urn:ds" xmlns:p="urn:p"><A><B></B></A></I>'
+    assert etree.tostring(apex, method="c14n") != canonicalize(apex, exclusive=False)
