@@ -25,6 +25,7 @@ from pathlib import Path
 
 from bench import breakdown, inprocess, overhttp, packages, report, subjects
 from bench.timing import machine_info, noise, pin
+from gateway.serving import settle_process
 
 SIZES = {"10KB": 10_000, "100KB": 100_000}
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -144,6 +145,7 @@ def run(args: argparse.Namespace, workdir: Path, results: dict) -> None:
             rows_in[(size, "floor")] = subjects.floor_intake(workdir / f"inproc-floor-{size}.db")
             rows_in[(size, "gateway")] = subjects.gateway_intake(gateways[size][1])
         inprocess.warm_up(rows_in, pools, args.warm)
+        settle_process()  # as `gateway serve` does once the app is built (both rows share the process)
         rows = inprocess.run_rounds(rows_in, pools, rounds=args.rounds, per_round=args.inproc_n,
                                     seconds=args.inproc_seconds, first=args.warm, log=log)
         results["inprocess"] = [r.summary() for r in rows]

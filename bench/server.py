@@ -18,6 +18,8 @@ from pathlib import Path
 
 from waitress.server import create_server
 
+from gateway.serving import settle_process
+
 
 def main(argv: list[str]) -> None:
     kind, target, port, threads = argv
@@ -31,6 +33,7 @@ def main(argv: list[str]) -> None:
         app = create_floor(Path(target))
     else:
         raise SystemExit(f"unknown server kind {kind!r}")
+    settle_process()  # as `gateway serve` does, for both apps alike
     server = create_server(app, host="127.0.0.1", port=int(port), threads=int(threads),
                            clear_untrusted_proxy_headers=True)
     server.run()

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.timing import rss_kb
+from gateway.serving import settle_process
 
 GROWTH_LIMIT_KB_PER_DOC = 0.2
 
@@ -227,6 +228,7 @@ def main(job_path: str, out_path: str) -> None:
         os.sched_setaffinity(0, {0})
     subjects.log_to_file(job["log_file"], job["log_level"])
     pipeline = subjects.make_gateway(job["config"])[1]
+    settle_process()  # as `gateway serve` does
     spec, count = job["spec"], job["count"]
     cpus = {1} if (os.cpu_count() or 1) > 1 else None
 

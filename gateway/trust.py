@@ -137,6 +137,7 @@ class _Seen(threading.local):
 
     policies: tuple[str, ...] = ()
     authority_key_id: bytes | None = None
+    crl_distribution_points: x509.CRLDistributionPoints | None = None
 
 
 class CertificateValidator:
@@ -156,7 +157,8 @@ class CertificateValidator:
         if self._trusted:
             ee_policy = certpolicy.signing_certificate_policy(
                 key_usage=_check_key_usage, basic_constraints=_check_end_entity,
-                policies=self._record_policies, authority_key_id=self._record_authority_key_id)
+                policies=self._record_policies, authority_key_id=self._record_authority_key_id,
+                crl_distribution_points=self._record_crl_distribution_points)
             self._builder = (PolicyBuilder().store(Store([a.certificate for a in self._trusted]))
                              .max_chain_depth(0)  # one tier: no intermediate CA between root and leaf
                              .extension_policies(ca_policy=certpolicy.root_policy(), ee_policy=ee_policy))
@@ -167,7 +169,7 @@ class CertificateValidator:
         if self._builder is None:
             raise self._explain(cert, at, "信頼するルート証明書が設定されていません")
         seen = self._seen
-        seen.policies, seen.authority_key_id = (), None
+        seen.policies, seen.authority_key_id, seen.crl_distribution_points = (), None, None
         try:
             chain = self._builder.time(at).build_client_verifier().verify(cert, []).chain
         except VerificationError as exc:
@@ -187,7 +189,8 @@ class CertificateValidator:
             serial_number=cert.serial_number, not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc, der=cert.public_bytes(serialization.Encoding.DER),
             anchor_fingerprint=anchor.fingerprint, policy_oids=policies, test_root=anchor.test,
-            issuer_key_id=anchor.key_identifier, issuer_certificate=anchor.certificate)
+            issuer_key_id=anchor.key_identifier, issuer_certificate=anchor.certificate,
+            crl_distribution_points=seen.crl_distribution_points)
 
     def _explain(self, cert: x509.Certificate, at: dt.datetime, library_error: str) -> CertificateError:
         return certpolicy.explain(cert, at, issuers=self._issuers, allow_test_roots=self.allow_test_roots,
@@ -200,6 +203,10 @@ class CertificateValidator:
 
     def _record_policies(self, _policy: object, _cert: x509.Certificate, value: x509.CertificatePolicies) -> None:
         self._seen.policies = tuple(p.policy_identifier.dotted_string for p in value)
+
+    def _record_crl_distribution_points(self, _policy: object, _cert: x509.Certificate,
+                                        value: x509.CRLDistributionPoints | None) -> None:
+        self._seen.crl_distribution_points = value
 
     def _record_authority_key_id(self, _policy: object, _cert: x509.Certificate,
                                  value: x509.AuthorityKeyIdentifier | None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from gateway.samples import tamper_form
 from tests.conftest import AUTH, ZIP
 
@@ -109,6 +111,11 @@ def test_get_shows_state_history_evidence_and_deliveries(app, client, make_packa
     evidence = view["evidence"]
     assert evidence["signed"] is True and evidence["certificate"]["test_root"] is True
     assert "subject" not in evidence["certificate"]  # the 4 facts stay in the store
+    assert evidence["revocation"]["state"] == "good" and evidence["revocation"]["detail"]["crl_number"] >= 1
+    identity = evidence["identity"]
+    assert identity["basic_facts"]["read"] is True and "申請者情報.氏名" in identity["basic_facts"]["comparison"]
+    shown = json.dumps(evidence, ensure_ascii=False)
+    assert "山田" not in shown and "１番１号" not in shown  # outcomes only: never the name or address
     assert view["deliveries"][0]["receipt_id"].startswith("file:kaigo-hoken/")
 
 

@@ -171,3 +171,33 @@ def test_required_attachments_are_enforced_by_the_core(make_pipeline, make_packa
         pipeline.intake(make_package("care-01"), source="test")
     assert [(p.code, p.message) for p in caught.value.problems] == [
         ("rule-attachment-missing", "添付書類「委任状」がありません")]
+
+
+def test_no_revocation_data_defers_then_fresh_data_verifies_it(make_pipeline, make_package, pki, tmp_path):
+    """No CRL for the signer's partition: stored as verification_deferred (not refused, not
+    accepted); once the CRL arrives, the refresher's change notice finishes it, as of arrival."""
+    import shutil
+
+    crl_dir = tmp_path / "crl-later"
+    crl_dir.mkdir()
+    pipeline = make_pipeline(DATA_DIR=str(tmp_path / "own"), REVOCATION_DIR=str(crl_dir))
+    receipt = pipeline.intake(make_package("childcare-01"), source="test")
+    assert receipt.state == "verification_deferred"
+    deferred = pipeline.store.get_application(receipt.arrival_number).application
+    assert deferred.error_code == "revocation-crl-missing"
+    awaiting = deferred.evidence["revocation"]["detail"]["awaiting"]
+    assert awaiting and all(a.startswith("crl:") for a in awaiting)
+    assert pipeline.reverify_deferred() == 0  # still no data: nothing changes, nothing is lost
+    assert pipeline.store.get_application(receipt.arrival_number).state == "verification_deferred"
+
+    shutil.copytree(pki.directory / "crl", crl_dir, dirs_exist_ok=True)
+    refresher = pipeline.revocation.refresher(on_change=pipeline.reverify_deferred)
+    changed = refresher.run_once(force_refresh=True)
+    assert set(awaiting) <= changed
+    view = pipeline.store.get_application(receipt.arrival_number)
+    assert view.state == "queued"
+    assert [t.to_state for t in view.history] == [
+        "received", "verification_deferred", "verified", "validated", "queued"]
+    revocation = view.application.evidence["revocation"]
+    assert revocation["state"] == "good" and revocation["detail"]["as_of"].startswith(
+        deferred.received_at.isoformat()[:19])

@@ -243,4 +243,6 @@ def evidence_summary(evidence: Mapping[str, Any] | None) -> dict[str, Any] | Non
         "certificate": {k: cert[k] for k in ("issuer", "serial", "not_before", "not_after", "sha256",
                                              "anchor_sha256", "policies", "test_root") if k in cert},
         "revocation": evidence.get("revocation"),
+        # Outcomes per field (一致/不一致) and whether the 宛名番号 was found: never the values.
+        "identity": evidence.get("identity"),
     }
