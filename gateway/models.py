@@ -102,6 +102,9 @@ class CertificateInfo:
     serial number, what identifies the certificate for revocation and the 宛名番号 table."""
     issuer_certificate: x509.Certificate | None = field(default=None, repr=False, compare=False)
     """That pinned root itself (the path validation chose it by signature)."""
+    crl_distribution_points: x509.CRLDistributionPoints | None = field(default=None, repr=False, compare=False)
+    """The certificate's CRL distribution points as path validation read them (revocation uses
+    them without parsing the certificate's extensions again)."""
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,8 @@ def verify_package(package: RawPackage | bytes, *, limits: Limits, validator: Si
     if status.state == "revoked":
         raise RevocationError("署名用電子証明書は到達時点で失効しています", revocation=_status_dict(status))
     if status.state == "unknown":
-        raise RevocationUnknown("失効情報を確認できないため検証を保留しました", revocation=_status_dict(status))
+        raise RevocationUnknown("失効情報を確認できないため検証を保留しました", revocation=_status_dict(status),
+                                code=str(status.detail.get("reason") or RevocationUnknown.code))
 
     manifest = parse_manifest(result.signed_manifest)
     _check_members(manifest, members)
