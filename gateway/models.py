@@ -120,11 +120,15 @@ class VerifiedPackage:
     """Exact bytes of the form member whose digest the signature covers."""
     attachments: Mapping[str, bytes] = field(repr=False, default_factory=dict)
     signer: CertificateInfo | None = None
+    """The applicant's certificate: the first ds:Signature's."""
     signed: bool = True
     flags: tuple[str, ...] = ()
     """Flags for staff, e.g. ``要本人確認``."""
     evidence: Mapping[str, object] = field(default_factory=dict)
     """Signature and certificate evidence to store with the application."""
+    co_signers: tuple[CertificateInfo, ...] = ()
+    """The co-signers' certificates (代理人 and 本人), in signature order, where the procedure's
+    ``SignaturePolicy.max_signatures`` allows more than one signature."""
 
 
 # --------------------------------------------------------------------------- procedures

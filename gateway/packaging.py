@@ -1,8 +1,8 @@
 """The reference package builder and signer (``application-package.md``).
 
 Used by ``gateway sample``, the demo, the tests and the benchmark to produce what a portal
-would send: ``kousei.xml`` (構成情報 plus one detached XMLDSig signature in 署名情報), the
-form, the attachments, zipped.
+would send: ``kousei.xml`` (構成情報 plus one detached XMLDSig signature in 署名情報, and any
+co-signers' signatures beside it), the form, the attachments, zipped.
 
 The signer is hand-written because signxml cannot sign detached references to ZIP members.
 It is kept standard on purpose and proven against xmlsec1 and the JDK in the interop tests:
@@ -138,20 +138,57 @@ def sign_package(kousei_xml: bytes, members: Mapping[str, bytes], key: rsa.RSAPr
     References: the manifest element (one C14N transform) and every member by name (digest of
     the raw bytes, no transform). ``signature_id`` defaults to ``sig-<申請日時 digits>``.
     """
-    if KOUSEI in members:
-        raise ValueError("members must not contain kousei.xml itself")
-    doc = etree.fromstring(kousei_xml, _PARSER)
-    manifest = doc.find(MANIFEST_ID)
-    if manifest is None or doc.find("署名情報") is not None:
-        raise ValueError("kousei.xml needs a 構成情報 element and no 署名情報 yet")
-    algorithm = _C14N_URIS[c14n]
-
-    # Build the whole signature in place first, so everything is canonicalized in context.
+    doc = _parse_kousei(kousei_xml, members)
+    if doc.find("署名情報") is not None:
+        raise ValueError("kousei.xml is signed already (co-signers sign with cosign_package)")
     doc[-1].tail = "\n  "  # 署名情報 goes last, after 構成情報
     holder = etree.SubElement(doc, "署名情報")
     holder.text, holder.tail = "\n    ", "\n"
-    signature = etree.SubElement(holder, f"{{{DS_NS}}}Signature", {"Id": signature_id or _default_signature_id(doc)},
-                                 nsmap={None: DS_NS})
+    _append_signature(holder, members, key, cert, c14n=c14n, uri_style=uri_style,
+                      signature_id=signature_id or _default_signature_id(doc))
+    return _serialize(doc)
+
+
+def cosign_package(kousei_xml: bytes, members: Mapping[str, bytes], key: rsa.RSAPrivateKey,
+                   cert: x509.Certificate, *, c14n: C14n = "inclusive", uri_style: UriStyle = "raw",
+                   signature_id: str | None = None) -> bytes:
+    """Return the signed ``kousei_xml`` with a co-signer's signature added to its ``<署名情報>``.
+
+    The co-signature is made exactly as :func:`sign_package` makes the applicant's (the same
+    references: 構成情報 and every member; it covers no other signature, so co-signers sign in
+    any order). It is accepted only where the procedure's policy allows that many signatures.
+    ``signature_id`` defaults to ``sig-<申請日時 digits>-<its position>``.
+    """
+    doc = _parse_kousei(kousei_xml, members)
+    holder = doc.find("署名情報")
+    if holder is None or not len(holder):
+        raise ValueError("kousei.xml needs the applicant's signature first (sign_package)")
+    holder[-1].tail = "\n    "
+    _append_signature(holder, members, key, cert, c14n=c14n, uri_style=uri_style,
+                      signature_id=signature_id or f"{_default_signature_id(doc)}-{len(holder) + 1}")
+    return _serialize(doc)
+
+
+def _parse_kousei(kousei_xml: bytes, members: Mapping[str, bytes]) -> etree._Element:
+    if KOUSEI in members:
+        raise ValueError("members must not contain kousei.xml itself")
+    doc = etree.fromstring(kousei_xml, _PARSER)
+    if doc.find(MANIFEST_ID) is None:
+        raise ValueError("kousei.xml needs a 構成情報 element")
+    return doc
+
+
+def _serialize(doc: etree._Element) -> bytes:
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(doc, encoding="UTF-8") + b"\n"
+
+
+def _append_signature(holder: etree._Element, members: Mapping[str, bytes], key: rsa.RSAPrivateKey,
+                      cert: x509.Certificate, *, c14n: C14n, uri_style: UriStyle, signature_id: str) -> None:
+    """Add one signature as the last child of ``holder`` (in its document), then sign it."""
+    manifest = holder.getparent().find(MANIFEST_ID)
+    algorithm = _C14N_URIS[c14n]
+    # Build the whole signature in place first, so everything is canonicalized in context.
+    signature = etree.SubElement(holder, f"{{{DS_NS}}}Signature", {"Id": signature_id}, nsmap={None: DS_NS})
     signed_info = _ds(signature, "SignedInfo")
     _ds(signed_info, "CanonicalizationMethod", {"Algorithm": algorithm})
     _ds(signed_info, "SignatureMethod", {"Algorithm": RSA_SHA256})
@@ -171,7 +208,6 @@ def sign_package(kousei_xml: bytes, members: Mapping[str, bytes], key: rsa.RSAPr
 
     signed_info_c14n = canonicalize(signed_info, c14n)
     signature_value.text = _b64(key.sign(signed_info_c14n, padding.PKCS1v15(), hashes.SHA256()))
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(doc, encoding="UTF-8") + b"\n"
 
 
 # --------------------------------------------------------------------------- the ZIP
@@ -199,14 +235,18 @@ def make_signed_package(form_xml: bytes, *, form_filename: str, procedure_code: 
                         attachments: Mapping[str, tuple[str, str, bytes]] | None = None,
                         applied_at: dt.datetime | None = None, application_kind: str = "新規申請",
                         original_arrival_number: str = "", form_version: str = "1",
-                        **sign_options: Any) -> bytes:
+                        co_signers: Sequence[Any] = (), **sign_options: Any) -> bytes:
     """One complete package ZIP.
 
     ``signer``: a :class:`gateway.testpki.TestResident`, a ``(key, cert)`` pair, or ``None`` for
-    an unsigned package (no 署名情報). ``attachments``: filename -> (添付書類名称, media type,
-    bytes). ``applicant`` defaults to the resident's own data. ``sign_options`` go to
-    :func:`sign_package` (``c14n``, ``uri_style``, ``signature_id``).
+    an unsigned package (no 署名情報). ``co_signers``: more of the same, whose signatures follow
+    the applicant's in 署名情報 (for procedures whose policy allows co-signatures).
+    ``attachments``: filename -> (添付書類名称, media type, bytes). ``applicant`` defaults to the
+    resident's own data. ``sign_options`` go to :func:`sign_package` (``c14n``, ``uri_style``,
+    ``signature_id``); the co-signatures use the same ``c14n`` and ``uri_style``.
     """
+    if co_signers and signer is None:
+        raise ValueError("co-signers sign beside the applicant: a signer is required")
     attachments = attachments or {}
     if applicant is None:
         if not hasattr(signer, "applicant"):
@@ -221,6 +261,13 @@ def make_signed_package(form_xml: bytes, *, form_filename: str, procedure_code: 
         applied_at=applied_at or dt.datetime.now(jst).replace(microsecond=0))
     members = {form_filename: form_xml, **{name: data for name, (_, _, data) in attachments.items()}}
     if signer is not None:
-        key, cert = (signer.key, signer.cert) if hasattr(signer, "key") else signer
-        kousei = sign_package(kousei, members, key, cert, **sign_options)
+        kousei = sign_package(kousei, members, *_key_and_cert(signer), **sign_options)
+    co_options = {k: v for k, v in sign_options.items() if k != "signature_id"}
+    for co_signer in co_signers:
+        kousei = cosign_package(kousei, members, *_key_and_cert(co_signer), **co_options)
     return build_package(members, kousei)
+
+
+def _key_and_cert(signer: Any) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """A TestResident's key and certificate, or a ``(key, cert)`` pair as given."""
+    return (signer.key, signer.cert) if hasattr(signer, "key") else signer

@@ -58,6 +58,7 @@ def inspect_package(pipeline: Pipeline, data: bytes, *, at: dt.datetime | None =
         steps.append(_certificate_step(verified))
         if verified.signed:
             steps.append(Step("失効確認", True, _revocation_lines(verified.evidence.get("revocation") or {})))
+        steps.extend(_co_signature_steps(verified))
         m = verified.manifest
         steps.append(Step("構成情報 (署名対象)", True, (
             f"到達番号 {m.arrival_number} / 手続 {m.procedure_code} v{m.form_version} / 提出先 {m.municipality_code}",
@@ -78,20 +79,40 @@ def inspect_package(pipeline: Pipeline, data: bytes, *, at: dt.datetime | None =
 def _signature_step(verified: Any) -> Step:
     if not verified.signed:
         return Step("電子署名", True, ("署名なし (手続の方針で許可) — 要本人確認",))
-    ev = verified.evidence.get("signature", {})
+    co_signers = len(verified.co_signers)
+    label = "電子署名 (XMLDSig)" + (f" — 申請者 (ほかに連署 {co_signers} 件)" if co_signers else "")
+    return Step(label, True, _signature_lines(verified.evidence.get("signature", {})))
+
+
+def _signature_lines(ev: dict[str, Any]) -> tuple[str, ...]:
     lines = [f"署名ID {ev.get('id') or '-'}",
              f"署名方式 {ev.get('signature_method')}",
              f"正規化方式 {ev.get('c14n_method')}",
              f"参照 {ev.get('manifest', {}).get('uri')} (構成情報)"]
     lines += [f"参照 {name} ダイジェスト一致" for name in ev.get("members", {})]
-    return Step("電子署名 (XMLDSig)", True, tuple(lines))
+    return tuple(lines)
+
+
+def _co_signature_steps(verified: Any) -> list[Step]:
+    """One step per co-signer (代理人, 本人 …): signature, certificate and revocation together."""
+    steps = []
+    evidence = verified.evidence.get("co_signatures") or []
+    for number, (cert, ev) in enumerate(zip(verified.co_signers, evidence), start=1):
+        lines = (*_signature_lines(ev.get("signature") or {}), *_certificate_lines(cert),
+                 *_revocation_lines(ev.get("revocation") or {}))
+        steps.append(Step(f"連署 {number} (電子署名・証明書・失効確認)", True, lines))
+    return steps
 
 
 def _certificate_step(verified: Any) -> Step:
     cert = verified.signer
     if cert is None:
         return Step("署名用電子証明書", True, ("なし",))
-    lines = (
+    return Step("署名用電子証明書", True, _certificate_lines(cert))
+
+
+def _certificate_lines(cert: Any) -> tuple[str, ...]:
+    return (
         f"発行者 {cert.issuer}",
         f"主体者 {cert.subject}",
         f"シリアル番号 {cert.serial_number:x}",
@@ -99,7 +120,6 @@ def _certificate_step(verified: Any) -> Step:
         f"トラストアンカー SHA-256 {cert.anchor_fingerprint[:16]}…" + (" (テスト用ルート)" if cert.test_root else ""),
         f"証明書ポリシー {', '.join(cert.policy_oids) or '-'}",
     )
-    return Step("署名用電子証明書", True, lines)
 
 
 _REVOCATION_STATES = {"good": "失効していません", "revoked": "失効", "unknown": "判断できません",

@@ -3,14 +3,17 @@
 Two steps, so the certificate is trusted before any signature math is:
 
 1. :func:`inspect_signature` enforces the structure signxml does not: one ``ds:Signature`` at
-   ``DataRoot/署名情報``, ``構成情報/@ID`` the only ID, the reference set equal to
-   {``#構成情報``} ∪ {every other member}, allowed algorithms and transforms only, no
-   ``ds:Object``/``ds:Manifest``/``KeyValue``/``RetrievalMethod``, one ``X509Certificate``.
-   It returns the (unverified) certificate for :mod:`gateway.trust`.
-2. :func:`verify_signature` runs signxml's ``XMLVerifier`` with ``x509_cert=`` the certificate
-   trust accepted (signxml's own chain check applies a web-PKI profile that refuses JPKI
-   leaves), restricted algorithms, the location pinned and one expected reference per member.
-   Only signxml's verified output (the canonical 構成情報) leaves this module.
+   ``DataRoot/署名情報`` (or, where the procedure's policy allows co-signatures, up to
+   ``max_signatures`` siblings there, each by another certificate), ``構成情報/@ID`` the only
+   ID, each signature's reference set equal to {``#構成情報``} ∪ {every other member},
+   allowed algorithms and transforms only, no ``ds:Object``/``ds:Manifest``/``KeyValue``/
+   ``RetrievalMethod``, one ``X509Certificate``. It returns the (unverified) certificates for
+   :mod:`gateway.trust`.
+2. :func:`verify_signature` runs signxml's ``XMLVerifier`` on one signature with
+   ``x509_cert=`` the certificate trust accepted (signxml's own chain check applies a web-PKI
+   profile that refuses JPKI leaves), restricted algorithms, the location pinned and one
+   expected reference per member. Only signxml's verified output (the canonical 構成情報)
+   leaves this module.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import base64
 import binascii
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -64,6 +67,10 @@ class SignatureCandidate:
     signature_id: str | None
     signature_method: str
     c14n_method: str
+    index: int = 0
+    """Position among the ds:Signature siblings in 署名情報: 0 is the applicant's."""
+    co_signatures: tuple[SignatureCandidate, ...] = ()
+    """On the applicant's candidate: the co-signers' signatures that follow it, in order."""
 
 
 @dataclass(frozen=True)
@@ -98,51 +105,80 @@ def signature_present(document: etree._Element) -> bool:
     return document.find(SIGNATURE_HOLDER) is not None or next(document.iter(_ds("Signature")), None) is not None
 
 
-def inspect_signature(document: etree._Element, members: Mapping[str, bytes]) -> SignatureCandidate:
-    """Check the signature's place and shape against the spec; return its certificate.
+def inspect_signature(document: etree._Element, members: Mapping[str, bytes], *,
+                      max_signatures: int = 1) -> SignatureCandidate:
+    """Check the signatures' place and shape against the spec; return the applicant's.
 
-    ``document`` is the parsed ``kousei.xml`` (``DataRoot``), ``members`` every other member.
+    ``document`` is the parsed ``kousei.xml`` (``DataRoot``), ``members`` every other member,
+    ``max_signatures`` what the procedure's policy allows (1 unless it allows co-signatures).
+    The first ds:Signature is the applicant's; the co-signers' follow it as siblings and are
+    returned in its ``co_signatures``, each checked exactly as the first.
+
+    :raises SignatureError: ``signature-multiple`` beyond ``max_signatures``,
+        ``signature-duplicate-signer`` when one certificate signed twice, and every refusal
+        a single signature can meet.
     """
-    signature = _the_signature(document)
-    manifest = _the_manifest(document, signature)
+    signatures = _the_signatures(document, max(1, max_signatures))
+    holder = signatures[0].getparent()
+    manifest = _the_manifest(document, holder)
     _check_ids(document, manifest)
-    if [c for c in signature.getparent() if isinstance(c.tag, str)] != [signature]:
+    if [c for c in holder if isinstance(c.tag, str)] != signatures:
         raise _structure("署名情報 には ds:Signature 以外を置けません")
+    frozen_members = MappingProxyType(dict(members))
+    candidates = [_candidate(document, signature, index, frozen_members) for index, signature in enumerate(signatures)]
+    _check_distinct(candidates)
+    return replace(candidates[0], co_signatures=tuple(candidates[1:]))
+
+
+def _candidate(document: etree._Element, signature: etree._Element, index: int,
+               members: Mapping[str, bytes]) -> SignatureCandidate:
     if next(signature.iter(etree.Comment, etree.PI), None) is not None:
         raise _structure("ds:Signature の中にコメントや処理命令は置けません")
     signed_info, key_info = _signature_children(signature)
     manifest_uri, member_uris = _check_signed_info(signed_info, members)
-    return SignatureCandidate(document=document, certificate=_certificate(key_info),
-                              members=MappingProxyType(dict(members)), manifest_uri=manifest_uri,
-                              member_uris=member_uris, signature_id=signature.get("Id"),
-                              signature_method=signed_info[1].get("Algorithm"),
-                              c14n_method=signed_info[0].get("Algorithm"))
+    return SignatureCandidate(document=document, certificate=_certificate(key_info), members=members,
+                              manifest_uri=manifest_uri, member_uris=member_uris,
+                              signature_id=signature.get("Id"), signature_method=signed_info[1].get("Algorithm"),
+                              c14n_method=signed_info[0].get("Algorithm"), index=index)
 
 
-def _the_signature(document: etree._Element) -> etree._Element:
+def _the_signatures(document: etree._Element, max_signatures: int) -> list[etree._Element]:
     signatures = list(document.iter(_ds("Signature")))
     if not signatures:
         raise SignatureError("署名情報に電子署名（ds:Signature）がありません", code="signature-missing")
-    if len(signatures) > 1:
-        raise SignatureError("電子署名（ds:Signature）は一つだけです", code="signature-multiple")
-    signature = signatures[0]
-    holder = signature.getparent()
+    if len(signatures) > max_signatures:
+        allowed = "一つだけ" if max_signatures == 1 else f"この手続では {max_signatures} 個まで"
+        raise SignatureError(f"電子署名（ds:Signature）は{allowed}です", code="signature-multiple")
+    # Every one a child of the one DataRoot/署名情報: a co-signature anywhere else is a wrapping.
+    holder = signatures[0].getparent()
     if holder is None or holder.tag != SIGNATURE_HOLDER or holder.getparent() is not document \
-            or len(document.findall(SIGNATURE_HOLDER)) != 1:
+            or len(document.findall(SIGNATURE_HOLDER)) != 1 \
+            or any(signature.getparent() is not holder for signature in signatures):
         raise SignatureError("電子署名は DataRoot/署名情報 に置く必要があります", code="signature-wrapping")
-    return signature
+    return signatures
 
 
-def _the_manifest(document: etree._Element, signature: etree._Element) -> etree._Element:
+def _check_distinct(candidates: list[SignatureCandidate]) -> None:
+    """Co-signatures: each its own Id (or none), each by another certificate."""
+    ids = [c.signature_id for c in candidates if c.signature_id is not None]
+    if len(set(ids)) != len(ids):
+        raise _structure("ds:Signature の Id が重複しています")
+    certificates = [c.certificate for c in candidates]
+    if len(set(certificates)) != len(certificates):
+        raise SignatureError("同じ署名用電子証明書による電子署名が複数あります",
+                             code="signature-duplicate-signer")
+
+
+def _the_manifest(document: etree._Element, holder: etree._Element) -> etree._Element:
     manifests = list(document.iter(MANIFEST_ID))
     if len(manifests) != 1 or manifests[0].getparent() is not document:
         raise SignatureError("構成情報 は DataRoot の直下に一つだけ置きます", code="signature-wrapping")
     manifest = manifests[0]
-    if document.index(manifest) > document.index(signature.getparent()):
+    if document.index(manifest) > document.index(holder):
         raise SignatureError("署名情報 は 構成情報 の後に置きます", code="signature-wrapping")
     # Inclusive C14N 1.0 carries xml:* attributes down from ancestors; signxml re-roots the
     # signed subtrees and would lose them, so such a document could never verify. Say why.
-    for ancestor in (document, signature.getparent()):
+    for ancestor in (document, holder):
         if any(name.startswith(f"{{{XML_NS}}}") for name in ancestor.attrib):
             raise _structure(f"{ancestor.tag} に xml:lang などの xml: 属性は置けません")
     return manifest
@@ -280,7 +316,7 @@ def verify_signature(candidate: SignatureCandidate, *, certificate: x509.Certifi
     config = SignatureConfiguration(
         location=f"./{SIGNATURE_HOLDER}/", expect_references=1 + len(candidate.member_uris),
         signature_methods=SIGNATURE_METHODS, digest_algorithms=DIGEST_METHODS, verification_time=at)
-    verifier = DetachedVerifier(candidate.members)
+    verifier = DetachedVerifier(candidate.members, signature_index=candidate.index)
     try:
         verifier.verify(candidate.document, x509_cert=certificate, parser=hardened_parser(),
                         uri_resolver=verifier.resolve_member, id_attribute="ID", expect_config=config)

@@ -86,9 +86,10 @@ class DetachedVerifier(XMLVerifier):
     per verification (signxml keeps per-call state on the instance).
     """
 
-    def __init__(self, members: Mapping[str, bytes]) -> None:
+    def __init__(self, members: Mapping[str, bytes], *, signature_index: int = 0) -> None:
         super().__init__()
         self._members = members
+        self._signature_index = signature_index
         self.verified_references: list[VerifiedReference] = []
 
     def resolve_member(self, uri: str) -> bytes | None:
@@ -102,6 +103,20 @@ class DetachedVerifier(XMLVerifier):
         if isinstance(data, etree._Element):
             return data
         return super().get_root(data)
+
+    def _get_signature(self, root: etree._Element) -> etree._Element:
+        # Fix (d): signxml verifies the first ds:Signature at the configured location; a package
+        # with co-signatures holds several siblings there (signature.py allows them only there,
+        # and only as many as the procedure's policy), and each is verified in turn. The
+        # location is kept: the signature_index-th ds:Signature sibling of the one signxml finds.
+        signature = super()._get_signature(root)
+        if self._signature_index == 0 or signature is root:
+            return signature
+        siblings = list(signature.getparent().iterchildren(_ds("Signature")))
+        if self._signature_index >= len(siblings):
+            raise InvalidInput(f"Expected to find ds:Signature number {self._signature_index + 1} "
+                               f"at {self.config.location}")
+        return siblings[self._signature_index]
 
     def verify(self, data: Any, *, x509_cert: Any = None, parser: Any = None, uri_resolver: Any = None,
                id_attribute: str | None = None, expect_config: SignatureConfiguration = _SIGNXML_DEFAULT,

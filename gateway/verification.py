@@ -1,9 +1,14 @@
 """Verification: from package bytes to the :class:`~gateway.models.VerifiedPackage` that flows on.
 
 Order (``application-package.md``): read the archive → parse ``kousei.xml`` hardened → check
-the signature's structure → trust the certificate as of arrival → verify the signature with
-that certificate → revocation → parse the manifest **from the signed element** → members
-equal the manifest. Only what the signature covers leaves this module. No Flask, no database.
+the signatures' structure (as many as the procedure's policy allows) → trust each certificate
+as of arrival → verify each signature with its certificate → revocation of each → parse the
+manifest **from the signed element** → members equal the manifest. Only what the signatures
+cover leaves this module. No Flask, no database.
+
+Co-signatures (代理人 and 本人): the first ds:Signature is the applicant's, the others the
+co-signers'. The policy that allows them is looked up with the 手続ID the unverified 構成情報
+claims; every signature covers 構成情報, so once verified the signed 手続ID must be that one.
 """
 
 from __future__ import annotations
@@ -52,23 +57,58 @@ def verify_package(package: RawPackage | bytes, *, limits: Limits, validator: Si
     if not signature_present(document):
         return _unsigned(document, members, signature_policy_for)
 
-    candidate = inspect_signature(document, members)
-    signer = validator.validate(candidate.certificate, arrival_time)  # trust before signature math
-    result = verify_signature(candidate, certificate=candidate.certificate, at=arrival_time)
-    status = revocation.check(candidate.certificate, signer, arrival_time)
-    if status.state == "revoked":
-        raise RevocationError("署名用電子証明書は到達時点で失効しています", revocation=_status_dict(status))
-    if status.state == "unknown":
-        raise RevocationUnknown("失効情報を確認できないため検証を保留しました", revocation=_status_dict(status),
-                                code=str(status.detail.get("reason") or RevocationUnknown.code))
+    claimed_code = _claimed_procedure_code(document)
+    policy = signature_policy_for(claimed_code)
+    applicant = inspect_signature(document, members, max_signatures=policy.max_signatures)
+    candidates = (applicant, *applicant.co_signatures)
+    # Every certificate trusted before any signature math, every signature verified before
+    # any revocation data is asked for: a bad co-signature is refused, not deferred.
+    signers = [validator.validate(c.certificate, arrival_time) for c in candidates]
+    results = [verify_signature(c, certificate=c.certificate, at=arrival_time) for c in candidates]
+    statuses = [revocation.check(c.certificate, signer, arrival_time) for c, signer in zip(candidates, signers)]
+    _decide_revocation(statuses)
 
-    manifest = parse_manifest(result.signed_manifest)
+    manifest = parse_manifest(results[0].signed_manifest)
+    if manifest.procedure_code != claimed_code \
+            or any(parse_manifest(r.signed_manifest) != manifest for r in results[1:]):
+        raise SignatureError("署名された手続ID が署名ポリシーの判定に使った手続ID と一致しません",
+                             code="signature-wrapping")
     _check_members(manifest, members)
+    evidence = _evidence(results[0], signers[0], statuses[0], arrival_time)
+    evidence["co_signatures"] = [_signature_evidence(r, s, st) for r, s, st in
+                                 zip(results[1:], signers[1:], statuses[1:])]
     return VerifiedPackage(
         manifest=manifest, form_xml=members[manifest.form_filename],
         attachments=MappingProxyType({a.filename: members[a.filename] for a in manifest.attachments}),
-        signer=signer, signed=True, flags=(),
-        evidence=_evidence(result, signer, status, arrival_time))
+        signer=signers[0], co_signers=tuple(signers[1:]), signed=True, flags=(), evidence=evidence)
+
+
+def _claimed_procedure_code(document: etree._Element) -> str:
+    """The 手続ID as the unverified 構成情報 claims it: only to choose the signature policy.
+
+    Whitespace is trimmed as :func:`~gateway.manifest.parse_manifest` trims it, so that the
+    signed manifest's code compares equal when nothing was tampered with.
+    """
+    manifest = document.find(MANIFEST_TAG)
+    found = None if manifest is None else manifest.findtext("管理情報/手続ID")
+    return (found or "").strip(" \t\r\n")
+
+
+def _decide_revocation(statuses: list[RevocationStatus]) -> None:
+    """Any signer revoked at arrival: refused. Otherwise any signer undecided: deferred."""
+    for index, status in enumerate(statuses):
+        if status.state == "revoked":
+            whose = "署名用電子証明書" if index == 0 else f"連署者（{index}）の署名用電子証明書"
+            raise RevocationError(f"{whose}は到達時点で失効しています", revocation=_status_dict(status))
+    unknown = [status for status in statuses if status.state == "unknown"]
+    if unknown:
+        revocation = _status_dict(unknown[0])
+        # The deferred application waits for every partition any of its signers needs.
+        awaiting = [p for status in unknown for p in status.awaiting]
+        if len(unknown) > 1 and awaiting:
+            revocation["detail"]["awaiting"] = list(dict.fromkeys(awaiting))
+        raise RevocationUnknown("失効情報を確認できないため検証を保留しました", revocation=revocation,
+                                code=str(unknown[0].detail.get("reason") or RevocationUnknown.code))
 
 
 def _unsigned(document: Any, members: dict[str, bytes],
@@ -108,9 +148,14 @@ def _check_members(manifest: Manifest, members: Mapping[str, bytes]) -> None:
 
 def _evidence(result: SignatureResult, signer: CertificateInfo, status: RevocationStatus,
               arrival_time: dt.datetime) -> dict[str, Any]:
+    return {"signed": True, "verified_as_of": arrival_time.isoformat(),
+            **_signature_evidence(result, signer, status)}
+
+
+def _signature_evidence(result: SignatureResult, signer: CertificateInfo,
+                        status: RevocationStatus) -> dict[str, Any]:
+    """One signature's evidence: the applicant's at the top level, each co-signer's in a list."""
     return {
-        "signed": True,
-        "verified_as_of": arrival_time.isoformat(),
         "signature": result.evidence(),
         "certificate": {
             "subject": signer.subject, "issuer": signer.issuer, "serial": format(signer.serial_number, "x"),

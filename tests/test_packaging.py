@@ -16,7 +16,7 @@ from lxml import etree
 from gateway.models import Applicant, AttachmentInfo
 from gateway.packaging import (
     C14N_EXCLUSIVE, C14N_INCLUSIVE, DS_NS, RSA_SHA256, SHA256, build_manifest, build_package, canonicalize,
-    make_signed_package, sign_package,
+    cosign_package, make_signed_package, sign_package,
 )
 from gateway.testpki import init_pki
 from tests.interop import missing_tools, unzip_package, verify_many_with_java, verify_with_xmlsec1
@@ -134,6 +134,58 @@ def test_sign_is_deterministic_and_refuses_bad_input(resident):
         sign_package(kousei, {"kousei.xml": b""}, resident.key, resident.cert)
 
 
+def test_cosign_adds_a_sibling_signature_over_the_same_references(pki, resident):
+    co_signer = pki.resident("suzuki-hanako")
+    signed = sign_package(spec_manifest(), MEMBERS, resident.key, resident.cert)
+    cosigned = cosign_package(signed, MEMBERS, co_signer.key, co_signer.cert, c14n="exclusive")
+    assert cosigned == cosign_package(signed, MEMBERS, co_signer.key, co_signer.cert, c14n="exclusive")
+    doc = etree.fromstring(cosigned)
+    assert [child.tag for child in doc] == ["様式ID", "様式バージョン", "構成情報", "署名情報"]
+    first, second = doc.findall("署名情報/ds:Signature", DS)
+    assert len(doc.findall(".//ds:Signature", DS)) == 2
+    assert (first.get("Id"), second.get("Id")) == ("sig-20261128101500", "sig-20261128101500-2")
+    applicants = etree.fromstring(signed).find("署名情報/ds:Signature", DS)
+    assert etree.tostring(first, with_tail=False) == etree.tostring(applicants, with_tail=False)  # untouched
+    info = second.find("ds:SignedInfo", DS)
+    assert info.find("ds:CanonicalizationMethod", DS).get("Algorithm") == C14N_EXCLUSIVE
+    refs = info.findall("ds:Reference", DS)
+    assert [r.get("URI") for r in refs] == ["#構成情報", "childcare-01.xml", "hoken.pdf"]
+    assert base64.b64decode(refs[0].findtext("ds:DigestValue", namespaces=DS)) == \
+        hashlib.sha256(canonicalize(doc.find("構成情報"), "exclusive")).digest()
+    co_signer.cert.public_key().verify(base64.b64decode(second.findtext("ds:SignatureValue", namespaces=DS)),
+                                       canonicalize(info, "exclusive"), padding.PKCS1v15(), hashes.SHA256())
+    third = etree.fromstring(cosign_package(cosigned, MEMBERS, *_pair(pki, "yamasaki-jiro"), signature_id="代理人"))
+    assert [s.get("Id") for s in third.findall("署名情報/ds:Signature", DS)] == [
+        "sig-20261128101500", "sig-20261128101500-2", "代理人"]
+    with pytest.raises(ValueError):
+        cosign_package(spec_manifest(), MEMBERS, co_signer.key, co_signer.cert)  # the applicant signs first
+
+
+def _pair(pki, resident_id):
+    resident = pki.resident(resident_id)
+    return resident.key, resident.cert
+
+
+def test_make_signed_package_with_co_signers(pki, resident):
+    attachments = {"hoken.pdf": ("健康保険の資格を確認できる書類", "application/pdf", PDF)}
+    common = dict(form_filename="childcare-01.xml", procedure_code="childcare-01", municipality_code="131016",
+                  arrival_number="202611280000012345", attachments=attachments, applied_at=APPLIED)
+    package = make_signed_package(FORM, signer=resident, co_signers=[pki.resident("suzuki-hanako"),
+                                                                      _pair(pki, "yamasaki-jiro")],
+                                  c14n="exclusive", uri_style="percent", signature_id="本人", **common)
+    kousei, _ = unzip_package(package)
+    signatures = etree.fromstring(kousei).findall("署名情報/ds:Signature", DS)
+    assert [s.get("Id") for s in signatures] == ["本人", "sig-20261128101500-2", "sig-20261128101500-3"]
+    assert {m.get("Algorithm") for m in etree.fromstring(kousei).iterfind(".//ds:CanonicalizationMethod", DS)} \
+        == {C14N_EXCLUSIVE}
+    certs = [base64.b64decode(s.findtext("ds:KeyInfo/ds:X509Data/ds:X509Certificate", namespaces=DS))
+             for s in signatures]
+    assert certs == [r.cert.public_bytes(serialization.Encoding.DER) for r in
+                     (resident, pki.resident("suzuki-hanako"), pki.resident("yamasaki-jiro"))]
+    with pytest.raises(ValueError):
+        make_signed_package(FORM, signer=None, applicant=resident.applicant, co_signers=[resident], **common)
+
+
 def test_canonicalize_has_no_spurious_empty_default_namespace():
     # lxml's own subtree C14N writes <B xmlns=""> here; xmlsec1, the JDK and the spec do not.
     doc = etree.fromstring(b'<R xmlns:p="urn:p" xml:lang="ja"><S xmlns="urn:ds"><I><A><B/></A></I></S></R>')
@@ -194,6 +246,24 @@ def test_xmlsec1_verifies_our_signature(pki, resident, c14n):
     assert not verify_with_xmlsec1(edited, members, pki.root_paths).ok
     other_root = [p for i, p in enumerate(pki.root_paths) if i != resident.root_index]
     assert not verify_with_xmlsec1(signed, members, other_root).ok  # same DN, wrong key: untrusted
+
+
+@pytest.mark.interop
+@needs_xmlsec1
+def test_xmlsec1_verifies_each_co_signature(pki, resident):
+    """xmlsec1 verifies the first ds:Signature it finds: each co-signature alone in 署名情報 verifies."""
+    co_signer = pki.resident("suzuki-hanako")
+    signed = sign_package(spec_manifest(), MEMBERS, resident.key, resident.cert, c14n="inclusive")
+    cosigned = cosign_package(signed, MEMBERS, co_signer.key, co_signer.cert, c14n="exclusive")
+    for keep in range(2):
+        doc = etree.fromstring(cosigned)
+        for index, signature in enumerate(doc.findall("署名情報/ds:Signature", DS)):
+            if index != keep:
+                signature.getparent().remove(signature)
+        alone = etree.tostring(doc, encoding="UTF-8", xml_declaration=True)
+        result = verify_with_xmlsec1(alone, MEMBERS, pki.root_paths)
+        assert result.ok, result.output
+        assert not verify_with_xmlsec1(alone, {**MEMBERS, "hoken.pdf": PDF + b"x"}, pki.root_paths).ok
 
 
 @pytest.mark.interop

@@ -170,6 +170,35 @@ def test_each_signxml_fix_is_needed(validator, packages, monkeypatch, override, 
     assert code(validator, kousei, members) == expected
 
 
+@pytest.mark.parametrize("c14n", ["inclusive", "exclusive"])
+def test_each_co_signature_is_verified_in_place(validator, pki, monkeypatch, c14n):
+    """Fix (d): signxml verifies the first ds:Signature at the location; each co-signature is
+    verified itself (with the applicant's signature, the co-signer's key would not verify)."""
+    co_signers = [pki.resident("suzuki-hanako"), pki.resident("yamasaki-jiro")]
+    data = make_signed_package(FORM, form_filename="childcare-01.xml", procedure_code="childcare-01",
+                               municipality_code="131016", arrival_number="202611280000012345",
+                               signer=pki.resident("yamada-taro"), attachments=ATTACHMENTS,
+                               applied_at=dt.datetime(2026, 11, 28, 10, 15, tzinfo=JST), c14n=c14n,
+                               co_signers=co_signers)
+    kousei, members = split(data)
+    applicant = inspect_signature(parse_xml(kousei, what="kousei.xml"), members, max_signatures=3)
+    assert [c.index for c in (applicant, *applicant.co_signatures)] == [0, 1, 2]
+    assert [c.certificate for c in applicant.co_signatures] == [r.cert for r in co_signers]
+    for candidate in (applicant, *applicant.co_signatures):
+        validator.validate(candidate.certificate, NOW)
+        result = verify_signature(candidate, certificate=candidate.certificate, at=NOW)
+        assert result.signature_id == candidate.signature_id
+        assert result.signed_manifest.findtext("管理情報/手続ID") == "childcare-01"
+    with pytest.raises(GatewayError) as info:  # an index beyond the signatures: no such signature
+        verify_signature(dataclasses.replace(applicant, index=3), certificate=applicant.certificate, at=NOW)
+    assert info.value.code == "signature-structure"
+    monkeypatch.setattr(DetachedVerifier, "_get_signature", XMLVerifier._get_signature)
+    co = applicant.co_signatures[0]
+    with pytest.raises(GatewayError) as info:
+        verify_signature(co, certificate=co.certificate, at=NOW)
+    assert info.value.code == "signature-invalid"
+
+
 def test_exclusive_c14n_needs_no_c14n_fix(validator, packages, monkeypatch):
     monkeypatch.setattr(DetachedVerifier, "_c14n", XMLVerifier._c14n)
     check(validator, *packages[("exclusive", "raw")])

@@ -63,13 +63,14 @@ def test_verified_package_carries_only_signed_content(pki, validator):
     assert verified.form_xml == FORM  # the exact bytes the digest covers
     assert dict(verified.attachments) == {"hoken.pdf": PDF, "住民票.jpg": JPEG}
     assert verified.signed and verified.flags == ()
-    assert isinstance(verified.signer, CertificateInfo)
+    assert isinstance(verified.signer, CertificateInfo) and verified.co_signers == ()
     assert verified.signer.serial_number == pki.resident("yamada-taro").cert.serial_number
     evidence = json.loads(json.dumps(verified.evidence, ensure_ascii=False))  # JSON-serialisable
     assert evidence["signature"]["manifest"]["uri"].startswith("#%E6")
     assert set(evidence["signature"]["members"]) == {"childcare-01.xml", "hoken.pdf", "住民票.jpg"}
     assert evidence["certificate"]["serial"] == format(verified.signer.serial_number, "x")
     assert evidence["revocation"]["state"] == "not-checked"
+    assert evidence["co_signatures"] == []
     assert verify(read_package(data, Limits()), validator).manifest == m  # a RawPackage works too
 
 

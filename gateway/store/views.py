@@ -235,14 +235,22 @@ def evidence_summary(evidence: Mapping[str, Any] | None) -> dict[str, Any] | Non
     """
     if not evidence:
         return None
-    cert = evidence.get("certificate") or {}
     return {
         "signed": evidence.get("signed"),
         "verified_as_of": evidence.get("verified_as_of"),
+        **_signature_summary(evidence),
+        # Co-signers (代理人, 本人 …) where the procedure allows them: the same, no subject either.
+        "co_signatures": [_signature_summary(co) for co in evidence.get("co_signatures") or ()],
+        # Outcomes per field (一致/不一致) and whether the 宛名番号 was found: never the values.
+        "identity": evidence.get("identity"),
+    }
+
+
+def _signature_summary(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    cert = evidence.get("certificate") or {}
+    return {
         "signature": evidence.get("signature"),
         "certificate": {k: cert[k] for k in ("issuer", "serial", "not_before", "not_after", "sha256",
                                              "anchor_sha256", "policies", "test_root") if k in cert},
         "revocation": evidence.get("revocation"),
-        # Outcomes per field (一致/不一致) and whether the 宛名番号 was found: never the values.
-        "identity": evidence.get("identity"),
     }
