@@ -42,7 +42,7 @@ def test_sample_does_what_its_name_says(variant: str) -> None:
 
 
 def test_a_mistyped_date_is_explained_in_both_forms() -> None:
-    form_xml = SAMPLES.form().replace(b">1988-04-15<", b">1988-13-15<")
+    form_xml = SAMPLES.form().replace(b">1980-04-15<", b">1980-13-15<")
     (problem,) = problems_for(form_xml, SAMPLES.attachments())
     assert (problem.code, problem.path, problem.line) == ("schema-invalid", "/認定請求書/請求者/生年月日", 8)
     assert "2026-11-28 または 令和8年11月28日" in problem.message
@@ -79,7 +79,7 @@ def test_record_carries_dates_in_every_form_and_the_children() -> None:
     assert root.findtext("t:管理情報/t:本人確認", namespaces=t) == "電子署名"
     born = root.find("t:請求者/t:生年月日", t)
     assert born.get("精度") == "day"
-    assert [born.findtext(f"t:{n}", namespaces=t) for n in ("原文", "西暦", "和暦")] == ["1988-04-15", "19880415", "3630415"]
+    assert [born.findtext(f"t:{n}", namespaces=t) for n in ("原文", "西暦", "和暦")] == ["1980-04-15", "19800415", "3550415"]
     assert root.findtext("t:請求者/t:性別コード", namespaces=t) == "1"
     assert root.findtext("t:請求者/t:公務員", namespaces=t) == "false"
     assert [e.tag.split("}")[1] for e in root.find("t:配偶者", t)] == ["氏名", "氏名カナ", "個人番号", "職業"]
