@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from gateway import basicfacts
 from gateway.basicfacts import (
     OID_ADDRESS,
     OID_ADDRESS_FLAGS,
@@ -21,7 +22,7 @@ from gateway.basicfacts import (
     read_basic_facts,
 )
 from gateway.models import CertificateInfo
-from gateway.testpki import der_utf8string
+from gateway.testpki import _der, _der_children, der_utf8string
 
 _KEY = ec.generate_private_key(ec.SECP256R1())  # the key type does not matter here; EC is fast
 GOOD = {OID_NAME: "山田　太郎", OID_NAME_FLAGS: "00000", OID_SEX: "1", OID_BIRTH: "319800415",
@@ -164,3 +165,133 @@ def test_the_test_pki_writes_the_oids_this_module_reads():
 
     assert (testpki.OID_NAME, testpki.OID_NAME_FLAGS, testpki.OID_SEX, testpki.OID_BIRTH, testpki.OID_ADDRESS,
             testpki.OID_ADDRESS_FLAGS) == (OID_NAME, OID_NAME_FLAGS, OID_SEX, OID_BIRTH, OID_ADDRESS, OID_ADDRESS_FLAGS)
+
+
+# --------------------------------------------------------------------------- the quick reading
+#
+# read_basic_facts walks the DER to the subjectAltName and lets cryptography decide whenever
+# the walk meets anything unexpected; these tests hold the two to the same outcome.
+
+_SAN_OID_TLV = bytes.fromhex("0603551d11")
+
+
+def cryptography_reading(der: bytes) -> object:
+    """The outcome of reading the facts with cryptography alone (what read_basic_facts must give)."""
+    try:
+        return basicfacts._facts(basicfacts._san_entries(x509.load_der_x509_certificate(der)))
+    except BasicFactsError as exc:
+        return (str(exc), exc.absent)
+
+
+def outcome(der: bytes) -> object:
+    try:
+        return read_basic_facts(der)
+    except BasicFactsError as exc:
+        return (str(exc), exc.absent)
+
+
+def with_extensions(cert: x509.Certificate, change) -> bytes:
+    """``cert``'s DER with its extension list changed (the signature no longer fits: not checked here)."""
+    tbs, algorithm, signature = _der_children(cert.public_bytes(serialization.Encoding.DER))
+    fields = _der_children(tbs)
+    extensions = _der_children(_der_children(fields[-1])[0])
+    fields[-1] = _der(0xA3, _der(0x30, b"".join(change(extensions))))
+    return _der(0x30, _der(0x30, b"".join(fields)) + algorithm + signature)
+
+
+def with_names(change):
+    """An extension-list change that rewrites the subjectAltName's GeneralNames (each one encoded)."""
+    def rewrite(extensions: list[bytes]) -> list[bytes]:
+        out = []
+        for extension in extensions:
+            oid, value = _der_children(extension)[0], _der_children(extension)[-1]
+            if oid == _SAN_OID_TLV:
+                names = _der_children(_der_children(value)[0])
+                extension = _der(0x30, oid + _der(0x04, _der(0x30, b"".join(change(names)))))
+            out.append(extension)
+        return out
+    return rewrite
+
+
+def test_the_quick_reading_is_what_cryptography_reads(pki, monkeypatch):
+    certs = [r.cert for r in pki.residents] + [facts_cert({**GOOD, OID_ADDRESS: "北海道" + "あ" * 150})]
+    for cert in certs:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        assert basicfacts._quick_san_entries(der) == basicfacts._san_entries(cert)
+    # The signing certificates never need cryptography's decoding of the extensions.
+    monkeypatch.setattr(basicfacts, "_san_entries", lambda cert: pytest.fail("read by cryptography"))
+    for resident in pki.residents:
+        if not resident.auth:
+            assert read_basic_facts(resident.cert.public_bytes(serialization.Encoding.DER)).name == resident.name
+
+
+def _issuer_alt_name(value: bytes) -> bytes:
+    return _der(0x30, _der(0x06, bytes.fromhex("551d12")) + _der(0x04, value))
+
+
+def _long_length(tlv: bytes) -> bytes:
+    """The same TLV with a length in the long form, which DER forbids below 128."""
+    return bytes([tlv[0], 0x81, tlv[1]]) + tlv[2:]
+
+
+def _value(name: bytes, value: bytes) -> bytes:
+    """The otherName ``name`` with its [0] EXPLICIT content replaced by ``value``."""
+    return _der(0xA0, _der_children(name)[0] + _der(0xA0, value))
+
+
+def _first_value(names: list[bytes]) -> bytes:
+    """The UTF8String of the first otherName (氏名)."""
+    return _der_children(_der_children(names[0])[1])[0]
+
+
+@pytest.mark.parametrize("change", [
+    pytest.param(lambda exts: exts, id="unchanged"),
+    pytest.param(lambda exts: exts + exts, id="subjectAltName twice"),
+    pytest.param(lambda exts: [_issuer_alt_name(_der(0x30, _der(0x82, b"example.jp")))] + exts, id="issuerAltName"),
+    pytest.param(with_names(lambda names: names + [_der(0x82, b"example.jp")]), id="dNSName beside"),
+    pytest.param(with_names(lambda names: names + [_der(0x82, "例.jp".encode())]), id="bad dNSName beside"),
+    pytest.param(with_names(lambda names: names + [_der(0xA0, bytes.fromhex("06032a0304") + _der(0xA0, b"\x0c\x01x"))]),
+                 id="other otherName beside"),
+    pytest.param(with_names(lambda names: names + [_der(0xA0, bytes.fromhex("06032a8004") + _der(0xA0, b"\x0c\x01x"))]),
+                 id="otherName with a bad OID beside"),
+    pytest.param(with_names(lambda names: []), id="no names"),
+    pytest.param(with_names(lambda names: names + names[:1]), id="氏名 twice"),
+    pytest.param(with_names(lambda names: [_long_length(names[0])] + names[1:]), id="otherName length not DER"),
+    pytest.param(with_names(lambda names: [_der(0xA0, _der_children(names[0])[0]
+                                                + _long_length(_der_children(names[0])[1]))] + names[1:]),
+                 id="[0] length not DER"),
+    pytest.param(with_names(lambda names: [_value(names[0], _long_length(_first_value(names)))] + names[1:]),
+                 id="UTF8String length not DER"),
+    pytest.param(with_names(lambda names: [_value(names[0], _der(0x13, b"AB"))] + names[1:]), id="PrintableString"),
+    pytest.param(with_names(lambda names: [_value(names[0], _der(0x0C, b"\xff"))] + names[1:]), id="not UTF-8"),
+    pytest.param(with_names(lambda names: [_value(names[0], _first_value(names) + b"\x05\x00")] + names[1:]),
+                 id="two values in [0]"),
+    pytest.param(with_names(lambda names: [_der(0xA0, b"".join(_der_children(names[0])) + b"\x05\x00")] + names[1:]),
+                 id="more in the otherName"),
+    pytest.param(with_names(lambda names: [_value(names[0], b"\x1f\x81\x01\x00")] + names[1:]), id="long-form tag"),
+])
+def test_anything_unexpected_is_read_by_cryptography(change):
+    der = with_extensions(facts_cert(GOOD), change)
+    assert outcome(der) == cryptography_reading(der)
+
+
+def test_a_certificate_with_the_subject_alt_name_critical_is_read_quickly():
+    critical = with_extensions(facts_cert(GOOD), lambda exts: [
+        _der(0x30, _der_children(e)[0] + bytes.fromhex("0101ff") + _der_children(e)[1]) for e in exts])
+    assert basicfacts._quick_san_entries(critical) is not None
+    assert outcome(critical) == cryptography_reading(critical) == read_basic_facts(facts_cert(GOOD))
+
+
+def test_repeated_or_undecodable_extensions_are_refused_not_raised():
+    twice = with_extensions(facts_cert(GOOD), lambda exts: exts + exts)
+    with pytest.raises(BasicFactsError, match="拡張を解析できません"):  # cryptography raises DuplicateExtension
+        read_basic_facts(twice)
+
+
+def test_other_extensions_are_not_decoded():
+    """The one difference from cryptography's reading, by design: an undecodable extension other
+    than the subjectAltName does not hide good facts (cryptography refuses every extension then)."""
+    der = with_extensions(facts_cert(GOOD), lambda exts: [_issuer_alt_name(bytes.fromhex("30030201"))] + exts)
+    with pytest.raises(ValueError):
+        x509.load_der_x509_certificate(der).extensions  # noqa: B018
+    assert read_basic_facts(der) == read_basic_facts(facts_cert(GOOD))

@@ -17,9 +17,11 @@ from gateway.identity import (
     FLAG_FACTS_MISMATCH,
     FLAG_FACTS_MISMATCH_SUBSTITUTE,
     FLAG_FACTS_UNREADABLE,
+    ApplicantFields,
     identify,
 )
 from gateway.models import Applicant, CertificateInfo, Limits, Manifest, SignaturePolicy
+from gateway.normalisation import Folding
 from gateway.packaging import make_signed_package
 from gateway.store import Store
 from gateway.store.addressbook import AddressBook, parse_csv
@@ -237,3 +239,36 @@ def test_end_to_end_from_a_verified_package(pki, book):
     assert result.evidence["address_book"]["issuer_key_id"] == root_ski(pki.roots[hanako.root_index]).hex()
     assert result.facts is not None and result.facts.name == hanako.name
     assert hanako.cert.public_bytes(serialization.Encoding.DER) == verified.signer.der
+
+
+# --------------------------------------------------------------------------- reading the form
+
+
+def test_declared_paths_find_what_elementpath_finds(pki):
+    """Plain child paths are read without ElementPath, with the same result: the first match in
+    document order (here in the second 請求者, the first having no such field)."""
+    taro = pki.resident("yamada-taro")
+    form = childcare_form(taro, 氏名="山田 太郎")
+    form.insert(1, etree.SubElement(form, f"{{{CHILDCARE_NS['f']}}}請求者"))  # an empty one first
+    other = etree.fromstring("<請求書><請求者><氏名>山田　太郎</氏名></請求者></請求書>")  # no namespace
+    for fields in (CHILDCARE_APPLICANT, ApplicantFields(name="f:請求者[2]/f:氏名", sex="f:請求者//f:性別",
+                                                        birth="f:*/f:生年月日", address="f:請求者/f:なし")):
+        for root in (form, other):
+            ns = {"f": etree.QName(root).namespace or ""}
+            found = fields.extract(root)
+            for attr in ("name", "sex", "birth", "address"):
+                path = getattr(fields, attr)
+                node = None if path is None else root.find(path, ns)
+                assert getattr(found, attr) == (None if node is None else node.text or ""), (fields, attr)
+    assert CHILDCARE_APPLICANT.extract(form).name == "山田 太郎"
+
+
+def test_the_card_is_folded_once_per_package(pki, monkeypatch):
+    taro = pki.resident("yamada-taro")
+    folded: list[str] = []
+    address = Folding.address
+    monkeypatch.setattr(Folding, "address", lambda self, text: folded.append(text) or address(self, text))
+    manifest = manifest_for(Applicant(name=taro.name, address="千代田区千代田1-1-1"))
+    form = childcare_form(taro, 住所="東京都千代田区千代田一丁目１－１")
+    assert identify(taro.cert, manifest, form, applicant_fields=CHILDCARE_APPLICANT).flags == ()
+    assert folded == [taro.address, "千代田区千代田1-1-1", "東京都千代田区千代田一丁目１－１"]

@@ -6,6 +6,8 @@ import pytest
 
 from gateway.normalisation import (
     KANJI_VARIANTS,
+    NO_VARIANTS,
+    Folding,
     Outcome,
     card_can_hold,
     compare_address,
@@ -14,6 +16,7 @@ from gateway.normalisation import (
     compare_sex,
     fold_address,
     fold_name,
+    folding,
     kanji_number,
 )
 from gateway.wareki import parse_date
@@ -137,3 +140,37 @@ def test_sex(card, typed, outcome):
 ])
 def test_birth(card, typed, outcome):
     assert compare_birth(parse_date(card), typed) is outcome
+
+
+@pytest.mark.parametrize(("typed", "key"), [
+    ("1番地の2", "1-2"), ("12号室", "12号室"), ("3号", "3"), ("2丁目--3", "2-3"), ("1ー2ー3", "1-2-3"),
+    ("一丁目五番地の三", "1-5-3"), ("霞ヶ関１－１", "霞ケ関1-1"),
+])
+def test_address_keys(typed, key):
+    assert fold_address(typed) == key
+
+
+def test_configured_pairs_go_through_the_later_steps():
+    # A configured pair is applied first; what it gives is folded on like the typed text.
+    assert fold_name("太朗", {"朗": "ヶ"}) == "太ケ"
+    assert fold_address("丸丿内", {"丿": "ノ"}) == fold_address("丸の内") == "丸の内"
+    assert fold_address("1〜2", {"〜": "－"}) == "1-2"
+    assert fold_name("ヶ崎", {"ヶ": "が"}) == "が崎"
+    assert compare_name("髙橋　一", "", "高橋　一", {"髙": "髙"}) is Outcome.MISMATCH  # the configuration wins
+
+
+def test_one_folding_per_table_of_pairs():
+    assert folding() is folding(NO_VARIANTS) is folding({})
+    assert folding({"朗": "郎"}) is folding({"朗": "郎"}) is not folding({"朗": "良"})
+
+
+def test_the_card_is_folded_once_however_often_it_is_compared(monkeypatch):
+    folded: list[str] = []
+    address = Folding.address
+    monkeypatch.setattr(Folding, "address", lambda self, text: folded.append(text) or address(self, text))
+    card = folding().card_address("東京都千代田区千代田１丁目１番１号")
+    assert card.compare("東京都千代田区千代田１丁目１番１号") is Outcome.MATCH and folded == []  # the same text
+    for typed in ("千代田区千代田1-1-1", "東京都千代田区千代田一丁目１－１", "東京都千代田区千代田1-1-2"):
+        card.compare(typed)
+    assert folded == ["東京都千代田区千代田１丁目１番１号", "千代田区千代田1-1-1", "東京都千代田区千代田一丁目１－１",
+                      "東京都千代田区千代田1-1-2"]

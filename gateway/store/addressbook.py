@@ -46,6 +46,7 @@ from gateway.errors import GatewayError, Problem
 from gateway.identifiers import check_atena_number
 from gateway.store import engine as engines
 from gateway.store.lifecycle import new_id
+from gateway.store.prepared import Prepared
 from gateway.store.schema import address_book, address_book_imports
 
 COLUMNS = {"issuer_key_id": ("発行者鍵識別子", "issuer_key_id"), "serial": ("シリアル番号", "serial"),
@@ -254,9 +255,11 @@ def _address_number(cell: str, check_digit: bool) -> str | _Bad:
 # --------------------------------------------------------------------------- the table
 
 
-_LOOKUP = (sa.select(address_book.c.address_number, address_book.c.import_id, address_book_imports.c.imported_at)
-           .join(address_book_imports, address_book_imports.c.id == address_book.c.import_id)
-           .where(address_book.c.issuer_key_id == sa.bindparam("kid"), address_book.c.serial == sa.bindparam("serial")))
+# Once per package: prepared (see gateway.store.prepared), one primary-key probe on the DBAPI cursor.
+_LOOKUP = Prepared(
+    sa.select(address_book.c.address_number, address_book.c.import_id, address_book_imports.c.imported_at)
+    .join(address_book_imports, address_book_imports.c.id == address_book.c.import_id)
+    .where(address_book.c.issuer_key_id == sa.bindparam("kid"), address_book.c.serial == sa.bindparam("serial")))
 _LATEST = sa.select(address_book_imports).order_by(address_book_imports.c.id.desc()).limit(1)
 
 
@@ -270,9 +273,11 @@ class AddressBook:
     def lookup(self, issuer_key_id: bytes | str, serial: int) -> Entry | None:
         """The 宛名番号 of the certificate (issuer key identifier, serial), or None."""
         kid, hex_serial = key_of(issuer_key_id, serial)
+        # One statement sees one state of the table (the old one or the new one), so it needs no
+        # transaction of its own: BEGIN and COMMIT would cost more than the probe.
         with self.engine.connect() as conn:
-            row = conn.execute(_LOOKUP, {"kid": kid, "serial": hex_serial}).first()
-        return None if row is None else Entry(row.address_number, row.import_id, row.imported_at)
+            row = _LOOKUP.first(conn, {"kid": kid, "serial": hex_serial})
+        return None if row is None else Entry(row["address_number"], row["import_id"], row["imported_at"])
 
     def latest_import(self) -> ImportInfo | None:
         with self.engine.connect() as conn:
