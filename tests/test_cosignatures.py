@@ -29,14 +29,9 @@ from gateway.testpki import root_name
 from gateway.trust import CertificateValidator, RevocationStatus, TrustAnchors
 from gateway.verification import verify_package
 from tests.conftest import AUTH, ZIP
+from tests.test_verification import APPLIED, FORM, NOW, PDF
 
 DS = "http://www.w3.org/2000/09/xmldsig#"
-NOW = dt.datetime.now(dt.timezone.utc)
-JST = dt.timezone(dt.timedelta(hours=9))
-APPLIED = dt.datetime(2026, 11, 28, 10, 15, tzinfo=JST)
-FORM = ('<?xml version="1.0" encoding="UTF-8"?>\n<申請書 xmlns="urn:example:childcare-01">'
-        + "<児童><氏名>山田　一郎</氏名></児童>" * 20 + "</申請書>\n").encode()
-PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256)) + b"\n%%EOF\n"
 ATTACHMENTS = {"hoken.pdf": ("健康保険の資格を確認できる書類", "application/pdf", PDF)}
 
 
