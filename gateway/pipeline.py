@@ -211,17 +211,16 @@ class Pipeline:
         except GatewayError as err:
             self.store.refuse(app_id, err.code, err.detail, err.problems)
             raise
-        verified_step = Step("verified", "署名・証明書を検証しました", _verified_fields(verified))
         try:
             procedure = self.procedure_for(verified)
             context = self.validate(verified, procedure)
         except GatewayError as err:
-            self.store.advance(app_id, [verified_step, _refusal_step(err)], actor="system")
+            self.store.advance(app_id, [_verified_step(verified), _refusal_step(err)], actor="system")
             raise
         identity = self.identity.identify(verified, procedure, context)
-        verified_step = Step("verified", "署名・証明書を検証しました", _verified_fields(verified, identity))
+        verified_step = _verified_step(verified, identity)
+        flags = tuple(verified_step.fields["flags"])
         context = replace(context, address_number=identity.address_number)
-        flags = tuple(dict.fromkeys((*verified.flags, *identity.flags)))
         validated_step = Step("validated", "様式・業務ルールを検証しました")
         try:
             record = self.transform(procedure, context)
@@ -298,20 +297,21 @@ class Pipeline:
             raise MunicipalityError(f"提出先団体コード {code} はこのゲートウェイの受付対象ではありません")
 
 
-def _verified_fields(verified: VerifiedPackage, identity: IdentityResult | None = None) -> dict[str, Any]:
-    """Application columns set on verification: only what the signature covered."""
+def _verified_step(verified: VerifiedPackage, identity: IdentityResult | None = None) -> Step:
+    """The ``verified`` transition and the columns it sets: only what the signature covered,
+    and (once the form is validated) what the identity check found."""
     evidence = dict(verified.evidence)
     flags = list(verified.flags)
     if identity is not None:
         evidence["identity"] = identity.evidence  # field names and outcomes, never the values
         flags += [flag for flag in identity.flags if flag not in flags]
-    return {
+    return Step("verified", "署名・証明書を検証しました", {
         **manifest_fields(verified.manifest),
         "verified_at": utcnow(),
         "flags": flags,
         "evidence": evidence,
         "signer": signer_summary(verified.signer),
-    }
+    })
 
 
 def _refusal_step(err: GatewayError) -> Step:
