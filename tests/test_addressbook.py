@@ -184,6 +184,17 @@ def test_import_if_changed(book, tmp_path):
     assert book.lookup(bytes.fromhex(KID), 0x1F).address_number == "000999"
 
 
+def test_the_same_file_read_another_way_is_imported_again(book, tmp_path):
+    # "10" is 0x10 as hex and 10 as decimal: keeping the old import would silently move every number.
+    path = write(tmp_path, "a.csv", csv_bytes(f"{KID},10,000123"))
+    book.import_file(path, if_changed=True)
+    assert book.lookup(bytes.fromhex(KID), 0x10).address_number == "000123"
+    again = book.import_file(path, Settings(serial_format="decimal"), if_changed=True)
+    assert not again.unchanged
+    assert book.lookup(bytes.fromhex(KID), 10).address_number == "000123"
+    assert book.lookup(bytes.fromhex(KID), 0x10) is None
+
+
 def test_a_large_table_imports_in_chunks_with_progress(book, tmp_path):
     rows = [f"{KID},{n:x},{n:012d}" for n in range(1, 12_001)]
     seen: list[int] = []

@@ -312,7 +312,8 @@ class AddressBook:
                     if_changed: bool = False, progress: Callable[[int], None] | None = None,
                     on_parsed: Callable[[ParsedTable], None] | None = None) -> ImportInfo:
         """Validate and import a CSV file; with ``if_changed`` nothing happens when the latest
-        import has the same SHA-256 (for a start-up or periodic re-read of ``ADDRESS_BOOK.CSV``).
+        import was of the same bytes read the same way (for a start-up or periodic re-read of
+        ``ADDRESS_BOOK.CSV``).
 
         :raises AddressBookError: the file is unreadable or invalid (nothing changed).
         """
@@ -321,7 +322,10 @@ class AddressBook:
             data = path.read_bytes()
         except OSError as exc:
             raise AddressBookError(f"宛名番号対応表を読めません: {path} ({exc.strerror})") from exc
-        sha256 = hashlib.sha256(data).hexdigest()
+        # The same bytes read with another serial format, encoding or check-digit rule are another
+        # table: the fingerprint covers how the file is read, so a changed setting re-imports.
+        reading = f"{settings.serial_format}|{settings.encoding}|{settings.check_digit}|".encode()
+        sha256 = hashlib.sha256(reading + data).hexdigest()
         if if_changed and (latest := self.latest_import()) is not None and latest.sha256 == sha256:
             return ImportInfo(latest.import_id, latest.imported_at, latest.source, latest.sha256, latest.rows,
                               latest.actor, unchanged=True)
