@@ -23,12 +23,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from gateway.basicfacts import (  # noqa: F401  (JPKI_FACT_ARC is re-exported for tests)
+    JPKI_FACT_ARC,
+    OID_ADDRESS,
+    OID_ADDRESS_FLAGS,
+    OID_BIRTH,
+    OID_NAME,
+    OID_NAME_FLAGS,
+    OID_SEX,
+)
 from gateway.crlrefresh import REASON_CODES
 from gateway.models import Applicant
 
-JPKI_FACT_ARC = "1.2.392.200149.8.5.5"
-OID_NAME, OID_NAME_FLAGS, OID_SEX, OID_BIRTH, OID_ADDRESS, OID_ADDRESS_FLAGS = (
-    x509.ObjectIdentifier(f"{JPKI_FACT_ARC}.{n}") for n in range(1, 7))
 POLICY_SIGNING_PRODUCTION = x509.ObjectIdentifier("1.2.392.200149.8.5.1.1.20")
 POLICY_SIGNING_TEST = x509.ObjectIdentifier("1.2.392.200149.8.5.1.0.20")
 POLICY_USER_AUTH = x509.ObjectIdentifier("1.2.392.200149.8.5.1.3.30")

@@ -160,13 +160,6 @@ def test_lengths_must_be_exact_der(value):
     assert _utf8string(der_utf8string("あ" * 100), "住所") == "あ" * 100
 
 
-def test_the_test_pki_writes_the_oids_this_module_reads():
-    from gateway import testpki
-
-    assert (testpki.OID_NAME, testpki.OID_NAME_FLAGS, testpki.OID_SEX, testpki.OID_BIRTH, testpki.OID_ADDRESS,
-            testpki.OID_ADDRESS_FLAGS) == (OID_NAME, OID_NAME_FLAGS, OID_SEX, OID_BIRTH, OID_ADDRESS, OID_ADDRESS_FLAGS)
-
-
 # --------------------------------------------------------------------------- the quick reading
 #
 # read_basic_facts walks the DER to the subjectAltName and lets cryptography decide whenever
