@@ -112,12 +112,14 @@ class RevocationRefresher:
 
     def __init__(self, *, checker: CrlChecker | None = None, refresh: Callable[[], RefreshReport] | None = None,
                  ocsp: OcspChecker | None = None, refresh_seconds: float = 3600, poll_seconds: float = 10,
-                 on_change: Callable[[frozenset[str]], None] | None = None) -> None:
+                 on_change: Callable[[frozenset[str]], None] | None = None,
+                 last_refresh: float | None = None) -> None:
         self.checker, self.refresh, self.ocsp = checker, refresh, ocsp
         self.refresh_seconds, self.poll_seconds = float(refresh_seconds), float(poll_seconds)
         self.on_change = on_change
         self.last_report: RefreshReport | None = None
-        self._last_refresh: float | None = None
+        self._last_refresh = last_refresh
+        """``time.monotonic()`` of the last refresh (a start-up refresh counts: not repeated at once)."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -188,11 +190,14 @@ class Revocation:
     refresh: Callable[[], RefreshReport] | None = None
     refresh_seconds: float = 3600
     poll_seconds: float = 10
+    last_refresh: float | None = None
+    """``time.monotonic()`` of the last :meth:`refresh_now`; the refresher starts from it."""
 
     def refresh_now(self) -> RefreshReport | None:
         """Refresh (when CRLs are configured) and load the result, in the caller's thread."""
         if self.refresh is None:
             return None
+        self.last_refresh = time.monotonic()
         report = self.refresh()
         if self.crl is not None:
             self.crl.reload()
@@ -214,7 +219,8 @@ class Revocation:
 
     def refresher(self, on_change: Callable[[frozenset[str]], None] | None = None) -> RevocationRefresher:
         return RevocationRefresher(checker=self.crl, refresh=self.refresh, ocsp=self.ocsp, on_change=on_change,
-                                   refresh_seconds=self.refresh_seconds, poll_seconds=self.poll_seconds)
+                                   refresh_seconds=self.refresh_seconds, poll_seconds=self.poll_seconds,
+                                   last_refresh=self.last_refresh)
 
 
 def refresh_from_config(config: Mapping[str, Any], anchors: TrustAnchors) -> RefreshReport:

@@ -31,12 +31,6 @@ from gateway import certpolicy
 from gateway.certpolicy import TEST_ROOT_ORGANIZATION
 from gateway.errors import CertificateError, StartupError
 from gateway.models import CertificateInfo
-from gateway.revocation import (  # noqa: F401  (the revocation types moved; re-exported for old imports)
-    NoRevocationChecker,
-    RevocationChecker,
-    RevocationState,
-    RevocationStatus,
-)
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,29 @@ from typing import Any
 from lxml import etree
 
 from gateway.archive import MANIFEST_MEMBER, RawPackage, read_package
-from gateway.errors import PackageError, RevocationError, RevocationUnknown, SignatureError
+from gateway.errors import (
+    PackageError,
+    RevocationError,
+    RevocationUnknown,
+    SignatureError,
+)
 from gateway.manifest import MANIFEST_TAG, manifest_file_names, parse_manifest
 from gateway.mediatypes import attachment_problem
-from gateway.models import CertificateInfo, Limits, Manifest, SignaturePolicy, VerifiedPackage
-from gateway.signature import SignatureResult, inspect_signature, signature_present, verify_signature
-from gateway.trust import NoRevocationChecker, RevocationChecker, RevocationStatus, SignerCertificateValidator
+from gateway.models import (
+    CertificateInfo,
+    Limits,
+    Manifest,
+    SignaturePolicy,
+    VerifiedPackage,
+)
+from gateway.revocation import NoRevocationChecker, RevocationChecker, RevocationStatus
+from gateway.signature import (
+    SignatureResult,
+    inspect_signature,
+    signature_present,
+    verify_signature,
+)
+from gateway.trust import SignerCertificateValidator
 from gateway.xmlsafe import parse_xml
 
 IDENTITY_UNVERIFIED = "要本人確認"

@@ -22,11 +22,18 @@ import gateway.verification
 from gateway.app import create_app
 from gateway.archive import read_package
 from gateway.errors import GatewayError, RevocationError, RevocationUnknown
-from gateway.models import Applicant, CertificateInfo, Limits, SignaturePolicy, VerifiedPackage
+from gateway.models import (
+    Applicant,
+    CertificateInfo,
+    Limits,
+    SignaturePolicy,
+    VerifiedPackage,
+)
 from gateway.packaging import build_package, cosign_package, make_signed_package
 from gateway.report import inspect_package
+from gateway.revocation import RevocationStatus
 from gateway.testpki import root_name
-from gateway.trust import CertificateValidator, RevocationStatus, TrustAnchors
+from gateway.trust import CertificateValidator, TrustAnchors
 from gateway.verification import verify_package
 from tests.conftest import AUTH, ZIP
 from tests.test_verification import APPLIED, FORM, NOW, PDF

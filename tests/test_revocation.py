@@ -10,19 +10,28 @@ import pytest
 
 from gateway.config import load_config
 from gateway.crlcheck import CrlChecker
+from gateway.crlrefresh import RefreshReport
 from gateway.errors import RevocationError, RevocationUnknown, StartupError
 from gateway.models import Limits, SignaturePolicy
 from gateway.packaging import make_signed_package
 from gateway.revocation import (
     FirstDecisive,
     NoRevocationChecker,
+    Revocation,
     RevocationRefresher,
     RevocationStatus,
     revocation_from_config,
 )
 from gateway.trust import CertificateValidator
 from gateway.verification import verify_package
-from tests.revocation_helpers import DAY, anchors_of, crl_bytes, signer_of, utcnow, write
+from tests.revocation_helpers import (
+    DAY,
+    anchors_of,
+    crl_bytes,
+    signer_of,
+    utcnow,
+    write,
+)
 
 FORM = '<?xml version="1.0" encoding="UTF-8"?>\n<申請書 xmlns="urn:example:childcare-01"/>\n'.encode()
 
@@ -32,11 +41,7 @@ def config_for(tmp_path, pki, **settings):
                         "REVOCATION_DIR": str(tmp_path / "crl"), **settings})
 
 
-def test_trust_re_exports_the_revocation_types():
-    from gateway import revocation, trust
-
-    assert trust.RevocationStatus is revocation.RevocationStatus
-    assert trust.NoRevocationChecker is revocation.NoRevocationChecker
+def test_status_says_which_partitions_it_awaits():
     assert RevocationStatus("unknown", "crl", {"awaiting": ["a", "b"]}).awaiting == ("a", "b")
     assert RevocationStatus("good").awaiting == ()
 
@@ -161,3 +166,18 @@ def test_crl_commands(tmp_path, pki, monkeypatch):
     refreshed = run(main, ["crl", "refresh"])
     assert refreshed.exit_code == 1 and "revocation-crl-malformed" in refreshed.output
     assert run(main, ["crl", "status"]).exit_code == 0  # the previous good CRL is still installed
+
+
+def test_a_refresh_at_start_up_is_not_repeated_by_the_refresher_at_once():
+    calls = []
+
+    def refresh():
+        calls.append(1)
+        return RefreshReport(outcomes=(), changed=frozenset())
+
+    revocation = Revocation(NoRevocationChecker(), refresh=refresh, refresh_seconds=3600)
+    revocation.refresh_now()
+    revocation.refresher().run_once()
+    assert len(calls) == 1
+    revocation.refresher().run_once(force_refresh=True)
+    assert len(calls) == 2

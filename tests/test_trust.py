@@ -16,10 +16,15 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import (
+    AuthorityInformationAccessOID,
+    ExtendedKeyUsageOID,
+    NameOID,
+)
 
 from gateway import certpolicy
 from gateway.errors import CertificateError, StartupError
+from gateway.revocation import NoRevocationChecker
 from gateway.testpki import (
     POLICY_SIGNING_PRODUCTION,
     POLICY_SIGNING_TEST,
@@ -28,7 +33,7 @@ from gateway.testpki import (
     issue_certificate,
     root_name,
 )
-from gateway.trust import CertificateValidator, NoRevocationChecker, TrustAnchor, TrustAnchors
+from gateway.trust import CertificateValidator, TrustAnchor, TrustAnchors
 from tests.certfactory import (
     CA_KEY_USAGE,
     DAY,

@@ -18,9 +18,22 @@ from gateway.errors import (
     SignatureError,
     XmlError,
 )
-from gateway.models import Applicant, AttachmentInfo, CertificateInfo, Limits, SignaturePolicy, VerifiedPackage
-from gateway.packaging import build_manifest, build_package, make_signed_package, sign_package
-from gateway.trust import CertificateValidator, RevocationStatus, TrustAnchors
+from gateway.models import (
+    Applicant,
+    AttachmentInfo,
+    CertificateInfo,
+    Limits,
+    SignaturePolicy,
+    VerifiedPackage,
+)
+from gateway.packaging import (
+    build_manifest,
+    build_package,
+    make_signed_package,
+    sign_package,
+)
+from gateway.revocation import RevocationStatus
+from gateway.trust import CertificateValidator, TrustAnchors
 from gateway.verification import IDENTITY_UNVERIFIED, verify_package
 
 NOW = dt.datetime.now(dt.timezone.utc)
