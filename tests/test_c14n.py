@@ -33,11 +33,9 @@ def elements(document: str) -> list[etree._Element]:
 @pytest.mark.parametrize("document", DOCUMENTS)
 @pytest.mark.parametrize("exclusive", [False, True])
 def test_in_place_only_when_it_gives_the_copys_bytes(document, exclusive):
-    for node in elements(document):
-        expected = canonicalize_copy(node, exclusive=exclusive)
-        assert canonicalize(node, exclusive=exclusive) == expected
-        if self_contained(node):
-            assert etree.tostring(node, method="c14n", exclusive=exclusive, with_comments=False) == expected
+    # Only self-contained nodes take the in-place path (the others are the copy by definition).
+    for node in (node for node in elements(document) if self_contained(node)):
+        assert canonicalize(node, exclusive=exclusive) == canonicalize_copy(node, exclusive=exclusive)
 
 
 def test_what_counts_as_self_contained():
