@@ -256,7 +256,7 @@ def print_report(results: dict, found: list[report.Goal]) -> None:
             log(f"  tracemalloc, stage '{diag['worst']}' (Python allocations only):")
             log("\n".join("    " + line for line in diag["tracemalloc_top"]))
     for size, rows in results.get("breakdown", {}).items():
-        log(f"\nWhere the time goes, {size}: Pipeline.intake by phase (median µs per package; indented = inside the"
+        log(f"\nWhere the time goes, {size}: Pipeline.intake by phase (median CPU µs per package; indented = inside the"
             " phase above it):")
         log(breakdown.table(rows))
     if results.get("profile_10KB"):
