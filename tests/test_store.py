@@ -13,11 +13,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from gateway.errors import Conflict, Problem
+from gateway.errors import Conflict, NotFound, Problem
 from gateway.models import Applicant, CertificateInfo, Manifest, TargetRecord
 from gateway.states import IllegalTransition, State
 from gateway.store import Step, Store, Transition, manifest_fields, signer_summary
 from gateway.store.engine import alembic_config
+from gateway.store.lifecycle import likely_start
 from gateway.store.schema import metadata
 from tests.pg import database_url  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 
@@ -287,8 +288,9 @@ def test_queue_delivery_stores_record_outbox_and_state_in_one_commit(store):
     assert [t.to_state for t in view.history][-1] == State.QUEUED
 
 
-def test_an_accepted_package_costs_two_commits_and_nine_statements(store):
-    # The intake's hot path (gateway/pipeline.py): arrival, then everything else in one commit.
+def test_an_accepted_package_costs_two_commits_and_eight_statements(store):
+    # The intake's hot path (gateway/pipeline.py): arrival, then everything else in one commit,
+    # where the UPDATE checks the expected state itself (no locking SELECT before it).
     statements: list[str] = []
     commits: list[bool] = []
     sa.event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2].split()[0]))
@@ -297,7 +299,61 @@ def test_an_accepted_package_costs_two_commits_and_nine_statements(store):
     store.queue_delivery(app.id, record=RECORD, channel="filedrop", plugin="p", plugin_version="1",
                          steps_before=[Step("verified", "ok"), Step("validated", "ok")])
     assert len(commits) == 2
-    assert statements == ["INSERT"] * 3 + ["SELECT", "UPDATE"] + ["INSERT"] * 4  # transitions: one executemany
+    assert statements == ["INSERT"] * 3 + ["UPDATE"] + ["INSERT"] * 4  # transitions: one executemany
+
+
+def test_the_state_an_update_expects_is_only_a_guess(store):
+    # queue_delivery's UPDATE first expects `received` (the usual start); from another state it
+    # changes nothing there, and the locked way does the same moves from the actual state.
+    app = arrive(store).application
+    store.transition(app.id, "verification_deferred", actor="system", reason="revocation-unknown")
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2].split()[0]))
+    queued = store.queue_delivery(app.id, record=RECORD, channel="filedrop", plugin="p", plugin_version="1",
+                                  steps_before=[Step("verified", "ok"), Step("validated", "ok")])
+    assert statements == ["UPDATE", "SELECT", "UPDATE"] + ["INSERT"] * 4
+    assert queued == store.get_application_by_id(app.id).application and queued.state == State.QUEUED
+    assert [(t.from_state, t.to_state) for t in store.get_application(NUMBER).history] == [
+        (None, State.RECEIVED), (State.RECEIVED, State.VERIFICATION_DEFERRED),
+        (State.VERIFICATION_DEFERRED, State.VERIFIED), (State.VERIFIED, State.VALIDATED),
+        (State.VALIDATED, State.QUEUED)]
+
+
+def test_a_guess_that_does_not_hold_raises_what_the_actual_state_raises(store):
+    app = arrive(store).application
+    store.refuse(app.id, "signature-invalid", "x")
+    with pytest.raises(IllegalTransition) as caught:
+        store.queue_delivery(app.id, record=RECORD, channel="filedrop", plugin="p", plugin_version="1",
+                             steps_before=[Step("verified", "ok"), Step("validated", "ok")])
+    assert (caught.value.extra, caught.value.detail) == (
+        {"from_state": "refused", "to_state": "verified"}, "状態「不受理」から「署名検証済み」には変更できません (refused → verified)")
+    view = store.get_application(NUMBER)
+    assert view.application.state == State.REFUSED and len(view.history) == 2 and view.records == ()
+    for fields in ({}, {"state": "queued"}):  # a missing application is reported first, as ever
+        with pytest.raises(NotFound, match="見つかりません"):
+            store.advance(app.id + 100, [Step("verified", "ok", fields)], actor="system")
+
+
+def test_likely_start_is_the_first_state_the_whole_chain_may_leave():
+    assert likely_start(("verified", "validated", "queued")) == State.RECEIVED
+    assert likely_start((State.DELIVERED,)) == State.QUEUED
+    assert likely_start(("withdrawn",)) == State.QUEUED
+    assert likely_start(("received",)) is None and likely_start(("no-such-state",)) is None
+    assert likely_start(()) is None
+
+
+def test_withdrawal_from_failed_cancels_the_failed_delivery_too(store):
+    app = arrive(store).application
+    to_validated(store, app.id)
+    store.queue_delivery(app.id, record=RECORD, channel="filedrop", plugin="p", plugin_version="1")
+    (item,) = store.claim_due(T0 + dt.timedelta(days=1), 60)
+    store.fail_attempt(item, "refused by the core system", permanent=True, max_attempts=3,
+                       next_attempt_at=T0 + dt.timedelta(days=2))
+    assert store.get_application(NUMBER).application.state == State.FAILED
+    store.transition(app.id, "withdrawn", actor="system", reason="取下げ")
+    view = store.get_application(NUMBER)
+    assert view.application.state == State.WITHDRAWN and view.deliveries[0].status == "cancelled"
+    assert [t.to_state for t in view.history][-2:] == [State.FAILED, State.WITHDRAWN]
 
 
 @pytest.mark.parametrize("returning", [True, False], ids=["returning", "no-returning"])

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from gateway.models import DeliveryReceipt
 from gateway.states import State
 from gateway.store.lifecycle import apply_transition, lock_application
-from gateway.store.prepared import PreparedInsert
+from gateway.store.prepared import PreparedInsert, Runner
 from gateway.store.queries import record_by_id
 from gateway.store.schema import applications, delivery_attempts, outbox
 from gateway.store.views import OutboxItem, Transition
@@ -33,7 +33,7 @@ _ADD = PreparedInsert(outbox.insert(), column_keys=(  # once per accepted packag
     "application_id", "record_id", "channel", "options", "status", "attempts", "next_attempt_at", "created_at"))
 
 
-def add(conn: sa.Connection, app_id: int, record_id: int, channel: str,
+def add(conn: Runner, app_id: int, record_id: int, channel: str,
         options: Mapping[str, Any], at: dt.datetime) -> int:
     return _ADD.insert(conn, {
         "application_id": app_id, "record_id": record_id, "channel": channel, "options": dict(options),

@@ -9,8 +9,9 @@ place) and compiled by SQLAlchemy, once per dialect. Only the per-execution work
 parameters go through each column type's own bind processor (JSON, UTC times, booleans) in
 the compiled order, and returned rows through the types' result processors.
 
-It runs on the connection SQLAlchemy gave out, inside its transaction, so the engine's
-``begin`` hooks, the commit and the pool still apply. Errors look as they would through
+It runs inside the caller's transaction: on a Connection SQLAlchemy gave out (the engine's
+``begin`` hooks, the commit and the pool still apply), or on the hot path's
+:class:`~gateway.store.engine.WriteTransaction` (see :class:`Runner`). Errors look as they would through
 SQLAlchemy: DBAPI errors are raised as its exceptions (``IntegrityError`` …, a lost
 connection is invalidated), bad parameters as ``StatementError``. ``before_cursor_execute``
 and ``after_cursor_execute`` listeners still hear each statement (with ``context=None``).
@@ -24,7 +25,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,6 +33,23 @@ from sqlalchemy.dialects import postgresql, sqlite
 Build = sa.Executable | Callable[[sa.Dialect], sa.Executable]
 """A statement, or a function making it for a dialect (e.g. ``INSERT … ON CONFLICT``)."""
 _REQUIRED = object()
+
+
+class Runner(Protocol):
+    """What a statement runs on: a ``sa.Connection`` or an ``engine.WriteTransaction``."""
+
+    @property
+    def dialect(self) -> sa.Dialect: ...
+
+    @property
+    def connection(self) -> Any:
+        """The pool's proxy of the DBAPI connection (``dbapi_connection``)."""
+
+    @property
+    def dispatch(self) -> Any:
+        """Its events: ``before_cursor_execute`` and ``after_cursor_execute`` are called."""
+
+    def invalidate(self, exception: BaseException | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -46,12 +64,12 @@ class _Compiled:
     """The statement ends in ``RETURNING <primary key>`` (see :class:`PreparedInsert`)."""
 
     def parameters(self, params: Mapping[str, Any]) -> list[Any] | dict[str, Any]:
-        try:
-            values = [(name, process, params[name] if literal is _REQUIRED else literal)
-                      for name, process, literal in self.binds]
+        try:  # one pass (this runs for every row written)
             if self.positional:
-                return [value if process is None else process(value) for _, process, value in values]
-            return {name: value if process is None else process(value) for name, process, value in values}
+                return [value if process is None else process(value) for name, process, literal in self.binds
+                        for value in [params[name] if literal is _REQUIRED else literal]]
+            return {name: value if process is None else process(value) for name, process, literal in self.binds
+                    for value in [params[name] if literal is _REQUIRED else literal]}
         except Exception as exc:  # a missing value, a naive datetime: reported as SQLAlchemy does
             raise sa.exc.StatementError(str(exc), self.sql, dict(params), exc) from exc
 
@@ -72,8 +90,9 @@ class Prepared:
         self._column_keys = None if column_keys is None else list(column_keys)
         self._compiled: weakref.WeakKeyDictionary[sa.Dialect, _Compiled] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._last: tuple[sa.Dialect | None, Any] = (None, None)
 
-    def execute(self, conn: sa.Connection, params: Mapping[str, Any]) -> int:
+    def execute(self, conn: Runner, params: Mapping[str, Any]) -> int:
         """Run it once; returns the number of rows it changed."""
         compiled = self.compiled(conn.dialect)
         cursor = _run(conn, compiled.sql, compiled.parameters(params), many=False)
@@ -82,14 +101,14 @@ class Prepared:
         finally:
             cursor.close()
 
-    def executemany(self, conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+    def executemany(self, conn: Runner, rows: Iterable[Mapping[str, Any]]) -> None:
         """Run it for each parameter set, in one driver call."""
         compiled = self.compiled(conn.dialect)
         batch = [compiled.parameters(params) for params in rows]
         if batch:
             _run(conn, compiled.sql, batch, many=True).close()
 
-    def rows(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def rows(self, conn: Runner, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The rows a SELECT (or a statement with RETURNING) gives, as processed dicts."""
         compiled = self.compiled(conn.dialect)
         cursor = _run(conn, compiled.sql, compiled.parameters(params), many=False)
@@ -99,18 +118,22 @@ class Prepared:
             cursor.close()
         return [compiled.row(values) for values in fetched]
 
-    def first(self, conn: sa.Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    def first(self, conn: Runner, params: Mapping[str, Any]) -> dict[str, Any] | None:
         found = self.rows(conn, params)
         return found[0] if found else None
 
     def compiled(self, dialect: sa.Dialect) -> _Compiled:
         """The statement compiled for ``dialect`` (made once, then reused)."""
+        last = self._last  # a process has one dialect, in the tests two: skip the weak dictionary
+        if last[0] is dialect:
+            return last[1]
         compiled = self._compiled.get(dialect)
         if compiled is None:
             with self._lock:
                 compiled = self._compiled.get(dialect)
                 if compiled is None:
                     compiled = self._compiled[dialect] = self._compile(dialect)
+        self._last = (dialect, compiled)
         return compiled
 
     def _statement(self, dialect: sa.Dialect) -> tuple[sa.Executable, bool]:
@@ -143,14 +166,14 @@ class PreparedInsert(Prepared):
     RETURNING needed), ``RETURNING`` on PostgreSQL.
     """
 
-    def insert(self, conn: sa.Connection, params: Mapping[str, Any]) -> int:
+    def insert(self, conn: Runner, params: Mapping[str, Any]) -> int:
         """Insert the row; returns its new primary key."""
         key = self.insert_if_new(conn, params)
         if key is None:
             raise RuntimeError(f"nothing was inserted: {self.compiled(conn.dialect).sql}")
         return key
 
-    def insert_if_new(self, conn: sa.Connection, params: Mapping[str, Any]) -> int | None:
+    def insert_if_new(self, conn: Runner, params: Mapping[str, Any]) -> int | None:
         """For an ``INSERT … ON CONFLICT DO NOTHING``: the new key, or None when it did nothing."""
         compiled = self.compiled(conn.dialect)
         cursor = _run(conn, compiled.sql, compiled.parameters(params), many=False)
@@ -182,7 +205,7 @@ def insert_unless_conflict(table: sa.Table, *, index_elements: Sequence[sa.Colum
     return build
 
 
-def _run(conn: sa.Connection, sql: str, args: Any, *, many: bool) -> Any:
+def _run(conn: Runner, sql: str, args: Any, *, many: bool) -> Any:
     """Execute on a fresh DBAPI cursor of ``conn``; the caller closes the cursor returned."""
     dialect = conn.dialect
     dbapi_conn = conn.connection.dbapi_connection

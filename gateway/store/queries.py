@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from gateway.errors import NotFound
 from gateway.states import State
-from gateway.store.prepared import Prepared
+from gateway.store.prepared import Prepared, Runner
 from gateway.store.schema import (
     applications,
     blobs,
@@ -34,7 +34,7 @@ LIVE_BY_NUMBER = Prepared(sa.select(applications).where(
 """The live application with a 到達番号 (``{"number": …}``): what an arrival finds when its number is taken."""
 
 
-def application_by_id(conn: sa.Connection, app_id: int) -> Application:
+def application_by_id(conn: Runner, app_id: int) -> Application:
     row = _BY_ID.first(conn, {"app_id": app_id})
     if row is None:
         raise NotFound(f"申請 (id={app_id}) が見つかりません")

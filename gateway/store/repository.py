@@ -24,7 +24,7 @@ from gateway.store import engine as engines
 from gateway.store import lifecycle, queries
 from gateway.store import outbox as outbox_ops
 from gateway.store.lifecycle import apply_transition, lock_application, problems_json, record_transition
-from gateway.store.prepared import Prepared, PreparedInsert, insert_unless_conflict
+from gateway.store.prepared import Prepared, PreparedInsert, Runner, insert_unless_conflict
 from gateway.store.schema import applications, blobs, outbox, records, refusals_audit
 from gateway.store.views import (
     Application,
@@ -70,6 +70,7 @@ class Store:
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.url = url
         self.engine = engines.make_engine(url)
+        self._pins = engines.PinnedConnections(self.engine) if self.engine.dialect.name == "sqlite" else None
         self.on_transition = on_transition
         self.clock = clock
 
@@ -78,13 +79,15 @@ class Store:
         engines.upgrade(self.engine, revision)
 
     def close(self) -> None:
+        if self._pins is not None:
+            self._pins.close()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ blobs
 
     def put_blob(self, data: bytes) -> str:
         """Store ``data`` under its SHA-256 (hex) and return it; storing it again is a no-op."""
-        with self._writing() as conn:
+        with self._transaction() as conn:
             return self._put_blob(conn, data, self.clock())
 
     def get_blob(self, sha256: str) -> bytes:
@@ -123,7 +126,7 @@ class Store:
                         at: dt.datetime, actor: str) -> ArrivalResult | None:
         """One attempt; None when the application holding the number was refused meanwhile."""
         # early: the next commit about this package (always fully synced) precedes any answer.
-        with self._writing(early=True) as conn:
+        with self._transaction(early=True) as conn:
             sha = self._put_blob(conn, package, at)
             app_id = _INSERT_APPLICATION.insert_if_new(conn, {
                 "arrival_number": arrival_number, "package_sha256": sha, "live": True,
@@ -147,7 +150,7 @@ class Store:
         if live["package_sha256"] == sha:
             return ArrivalResult(application_from_row(live), replay=True)
         number = live["arrival_number"]
-        with self._writing() as conn:  # audited (fully synced, with the bytes stored above) before the 409
+        with self._transaction() as conn:  # audited (fully synced, with the bytes stored above) before the 409
             self._audit_refusal(conn, sha, len(package), source, "conflict", f"到達番号 {number} は別の内容で受理済み", at)
         raise Conflict(f"到達番号 {number} は別の内容の申請パッケージで既に受理されています", arrival_number=number)
 
@@ -155,7 +158,7 @@ class Store:
                           received_at: dt.datetime | None = None) -> Refusal:
         """Audit a package refused before any 到達番号 could be read (it is never delivered)."""
         at = received_at or self.clock()
-        with self._writing() as conn:
+        with self._transaction() as conn:
             sha = self._put_blob(conn, package, at)
             refusal_id = self._audit_refusal(conn, sha, len(package), source, error_code, detail, at)
         return Refusal(id=refusal_id, package_sha256=sha, size=len(package), at=at, source=source,
@@ -176,7 +179,7 @@ class Store:
         """Make several transitions (each checked and recorded) in one commit, e.g.
         received → verified → validated once the pipeline has passed both."""
         at = at or self.clock()
-        with self._writing() as conn:
+        with self._transaction() as conn:
             made, app = lifecycle.advance(conn, app_id, steps, actor=actor, at=at)
         self._announce(made)
         return app
@@ -198,7 +201,7 @@ class Store:
         package that passed everything costs one commit after its arrival.
         """
         at = at or self.clock()
-        with self._writing() as conn:
+        with self._transaction() as conn:
             made, snapshot = lifecycle.advance(conn, app_id, [*steps_before, Step(
                 State.QUEUED, f"{plugin} {plugin_version} で変換、{channel} で連携予定",
                 {"plugin_version": plugin_version})], actor=actor, at=at)
@@ -291,11 +294,17 @@ class Store:
 
     # ------------------------------------------------------------------ plumbing
 
+    def _transaction(self, *, early: bool = False) -> engines.WriteTransaction:
+        """A write transaction for :class:`~gateway.store.prepared.Prepared` statements only,
+        without SQLAlchemy's Connection (the hot path: see ``engine.WriteTransaction``);
+        ``early`` only for the arrival record (see ``engine.EARLY``)."""
+        return engines.WriteTransaction(self.engine, early=early, pins=self._pins)
+
     @contextmanager
-    def _writing(self, *, early: bool = False) -> Iterator[sa.Connection]:
-        """A write transaction; ``early`` only for the arrival record (see ``engine.EARLY``)."""
+    def _writing(self) -> Iterator[sa.Connection]:
+        """A write transaction on a SQLAlchemy Connection, for statements run with ``conn.execute``."""
         with self.engine.connect() as conn:
-            conn.execution_options(**{engines.WRITE: True, engines.EARLY: early})
+            conn.execution_options(**{engines.WRITE: True})
             with conn.begin():
                 yield conn
 
@@ -305,13 +314,13 @@ class Store:
             yield conn
 
     @staticmethod
-    def _put_blob(conn: sa.Connection, data: bytes, at: dt.datetime) -> str:
+    def _put_blob(conn: Runner, data: bytes, at: dt.datetime) -> str:
         sha = hashlib.sha256(data).hexdigest()
         _INSERT_BLOB.execute(conn, {"sha256": sha, "size": len(data), "data": data, "created_at": at})
         return sha
 
     @staticmethod
-    def _audit_refusal(conn: sa.Connection, sha: str, size: int, source: str, error_code: str,
+    def _audit_refusal(conn: Runner, sha: str, size: int, source: str, error_code: str,
                        detail: str, at: dt.datetime) -> int:
         return _INSERT_REFUSAL.insert(conn, {
             "package_sha256": sha, "size": size, "at": at, "source": source,
