@@ -10,6 +10,7 @@ default and switched on by the caller's configuration.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 
@@ -49,13 +50,24 @@ def my_number_check_digit(first11: str) -> int:
     """Check digit of a 個人番号 from its first eleven digits (weights 6,5,4,3,2,7,6,5,4,3,2)."""
     if not _digits(first11, 11):
         raise ValueError("個人番号の先頭11桁は数字11桁です")
-    remainder = sum(int(d) * w for d, w in zip(first11, MY_NUMBER_WEIGHTS)) % 11
+    return _my_number_check_digit(first11)
+
+
+_WEIGHED_ZEROS = ord("0") * sum(MY_NUMBER_WEIGHTS)
+
+
+def _my_number_check_digit(digits: str) -> int:
+    # Every package checks several numbers: the ASCII codes of the (checked) digits are weighed
+    # in C, less what eleven weighed "0"s add, instead of int() per digit (a third of the cost).
+    # As with zip, the weights cover the first eleven digits; a twelfth is not weighed.
+    weighed = sum(map(operator.mul, digits.encode("ascii"), MY_NUMBER_WEIGHTS)) - _WEIGHED_ZEROS
+    remainder = weighed % 11
     return 0 if remainder <= 1 else 11 - remainder
 
 
 def check_my_number(number: str) -> bool:
     """12-digit 個人番号 whose last digit is its check digit."""
-    return _digits(number, 12) and my_number_check_digit(number[:11]) == int(number[11])
+    return _digits(number, 12) and _my_number_check_digit(number) == int(number[11])
 
 
 def make_my_number(first11: str) -> str:

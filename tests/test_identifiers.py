@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from gateway.identifiers import (
@@ -67,6 +69,21 @@ def test_make_my_number_round_trips_and_every_other_check_digit_fails() -> None:
     for digit in "0123456789":
         if digit != number[-1]:
             assert not check_my_number(number[:11] + digit)
+
+
+def test_my_number_check_digit_agrees_with_the_definition() -> None:
+    """The arithmetic on ASCII codes gives the spec's Σ(digit × weight) mod 11 rule, digit for digit."""
+    def by_definition(first11: str) -> int:
+        remainder = sum(int(d) * w for d, w in zip(first11, (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2))) % 11
+        return 0 if remainder <= 1 else 11 - remainder
+
+    rng = random.Random(2026)
+    samples = ["00000000000", "99999999999", *(f"{rng.randrange(10**11):011d}" for _ in range(20000))]
+    samples += [f"{d}" * 11 for d in range(10)] + [f"{10 ** i:011d}" for i in range(11)]
+    for first11 in samples:
+        expected = by_definition(first11)
+        assert my_number_check_digit(first11) == expected, first11
+        assert check_my_number(first11 + str(expected)) and not check_my_number(first11 + str((expected + 1) % 10))
 
 
 def test_my_number_remainder_0_and_1_give_check_digit_0() -> None:

@@ -9,7 +9,8 @@ import pytest
 from lxml import etree
 
 from gateway.models import Applicant, AttachmentInfo, FormContext, Manifest, VerifiedPackage
-from gateway.targetxml import SEX_CODES, TargetBuilder, xs_boolean
+from gateway.targetxml import SEX_CODES, BuiltRecord, TargetBuilder, xs_boolean
+from gateway.validation import Dates
 
 TARGET_NS = "urn:example:target:1"
 FORM_NS = "urn:example:form:1"
@@ -64,6 +65,13 @@ def test_add_puts_elements_in_the_target_namespace() -> None:
     assert "<空/><値></値>".encode() in etree.tostring(root, encoding="UTF-8")  # "" is written out, not omitted
 
 
+def test_add_all_adds_each_item_in_order() -> None:
+    root = xml.root("データ")
+    xml.add_all(root, [("名", "見本"), ("値", ""), ("名", "二")])
+    assert children(root) == [("名", "見本"), ("値", ""), ("名", "二")]
+    assert all(child.tag.startswith(f"{{{TARGET_NS}}}") for child in root)
+
+
 def test_items_are_the_blocks_children_stripped_without_comments() -> None:
     form = etree.fromstring(FORM)
     assert xml.items(form.find(f"{{{FORM_NS}}}申請者")) == {"氏名": "見本　太郎", "フリガナ": "ミホン　タロウ", "電話番号": ""}
@@ -75,6 +83,21 @@ def test_copy_keeps_order_renames_and_skips_absent_items() -> None:
     values = {"氏名": "見本　太郎", "フリガナ": "ミホン　タロウ", "電話番号": ""}
     xml.copy(block, values, ("フリガナ", "氏名カナ"), "住所", "氏名", "電話番号")
     assert children(block) == [("氏名カナ", "ミホン　タロウ"), ("氏名", "見本　太郎"), ("電話番号", "")]
+
+
+def test_copy_skips_what_is_absent_or_none() -> None:
+    block = xml.add(xml.root("データ"), "申請者")
+    xml.copy(block, {"氏名": "見本", "電話番号": None}, "氏名", "電話番号")  # type: ignore[dict-item]
+    assert children(block) == [("氏名", "見本")]
+
+
+def test_add_block_writes_a_block_already_read() -> None:
+    root = xml.root("データ")
+    block = xml.add_block(root, "連絡先", {"電話番号": "03", "メモ": "x"}, "電話番号", as_name="連絡先情報")
+    assert block is not None and children(root) == [("連絡先情報", None)] and children(block) == [("電話番号", "03")]
+    assert xml.add_block(root, "代理人", None, "氏名") is None and len(root) == 1
+    empty = xml.add_block(root, "空", {}, "氏名")
+    assert empty is not None and len(empty) == 0
 
 
 def test_copy_block_copies_an_optional_block_of_the_form() -> None:
@@ -98,6 +121,9 @@ def test_add_date_writes_original_and_only_exact_days_in_both_calendars(written:
     block = xml.add_date(xml.root("データ"), "生年月日", written)
     assert block.get("精度") == precision
     assert children(block) == list(zip(["原文", "西暦", "和暦"], parts))
+    dates = Dates()
+    again = xml.add_date(xml.root("データ"), "生年月日", written, dates)  # the package's parses, shared
+    assert etree.tostring(again) == etree.tostring(block) and dates(written) is dates(written)
 
 
 # --------------------------------------------------------------------------- common blocks
@@ -145,6 +171,8 @@ def test_record_is_utf8_xml_named_after_the_arrival_and_procedure() -> None:
     record = xml.record(root, context(), target="example", schema=schema)
     assert record.content == (b"<?xml version='1.0' encoding='UTF-8'?>\n"
                               + etree.tostring(root, encoding="UTF-8"))
+    assert isinstance(record, BuiltRecord) and record.tree is root  # validate_target checks the tree
+    assert "tree" not in repr(record)
     assert "<名>見本</名>".encode() in record.content
     assert (record.filename, record.media_type, record.target, record.schema) == (
         "202611280000012345_example-01.xml", "application/xml", "example", schema)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import gc
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -20,20 +23,28 @@ from gateway.models import (
     TargetRecord,
     VerifiedPackage,
 )
+from gateway.targetxml import BuiltRecord, TargetBuilder
 from gateway.validation import (
     MAX_PROBLEMS,
+    Dates,
     compiled_schema,
     date_problem,
     element_path,
     has_attachment,
+    items_of,
     load_schemas,
+    once_per_package,
     problem_at,
     reference_date,
     run_checks,
+    text_of,
+    texts_of,
     validate_form,
     validate_target,
 )
+from gateway.wareki import Precision, parse_date
 from gateway.xmlsafe import parse_xml
+from tests.test_wareki_golden import corpus
 
 NS = "urn:test:form:1"
 XSD = f"""<?xml version="1.0" encoding="UTF-8"?>
@@ -323,3 +334,146 @@ def test_date_problem(text: str, register: bool, code: str | None) -> None:
     assert (problem.code if problem else None) == code
     if problem:
         assert problem.path == "/生年月日" and problem.line == 1
+
+
+def _date_problem_as_first_written(elem: etree._Element, *, today: dt.date, register_form: bool) -> Problem | None:
+    """date_problem before it was reordered for speed: the reference it must still agree with."""
+    parsed = parse_date(elem.text or "")
+    name = etree.QName(elem).localname
+    shown = parsed.original.strip()
+    if parsed.precision is Precision.OUT_OF_ERA:
+        return problem_at(elem, f"{name}「{shown}」はその元号の期間外の日付です"
+                                f"（例: 平成31年5月1日は令和元年5月1日と書きます）", "rule-date-era")
+    if parsed.precision is Precision.UNRECOGNISED or (
+            not register_form and parsed.precision in (Precision.NOT_A_DATE, Precision.LUNAR)):
+        return problem_at(elem, f"{name}「{shown}」は暦にない日付です", "rule-date-invalid")
+    if not register_form and not parsed.exact:
+        return problem_at(elem, f"{name} は年月日まで記入してください", "rule-date-incomplete")
+    if (parsed.value and parsed.value > today) or (not parsed.value and parsed.year and parsed.year > today.year):
+        return problem_at(elem, f"{name}「{shown}」が未来の日付です", "rule-date-future")
+    return None
+
+
+def test_date_problem_agrees_with_its_first_definition_on_every_form() -> None:
+    elem = etree.fromstring("<生年月日/>")
+    dates = Dates()
+    for text in corpus():
+        if any(ord(ch) < 0x20 and ch not in "\t\n\r" for ch in text):
+            continue
+        elem.text = text
+        for today in (dt.date(2026, 11, 28), dt.date(2019, 4, 30), dt.date(1989, 1, 7)):
+            for register_form in (False, True):
+                expected = _date_problem_as_first_written(elem, today=today, register_form=register_form)
+                assert date_problem(elem, today=today, register_form=register_form) == expected, text
+                assert date_problem(elem, today=today, register_form=register_form, parse=dates) == expected, text
+
+
+# --------------------------------------------------------------------------- reading a form once
+
+
+def test_items_of_a_block_by_local_name_without_comments() -> None:
+    root = form(VALID.replace("<性別>", "<!-- 見本 --><性別>"))
+    items = items_of(root)
+    assert list(items) == ["氏名", "フリガナ", "性別", "児童", "同意"]  # a repeated name: its last element
+    assert items["児童"] is root[-2] and text_of(items["氏名"]) == "見本　太郎"
+    assert items_of(None) == {} and text_of(None) == "" and text_of(etree.Element("x")) == ""
+    assert items_of(items["児童"]) == {"生年月日": items["児童"][0], "個人番号": items["児童"][1]}
+    padded = etree.fromstring("<b><x>  a b </x><y/></b>")
+    assert texts_of(items_of(padded)) == {"x": "a b", "y": ""} and texts_of(None) is None
+
+
+class _Read:
+    """A read's result, weakly referable so that the tests can see it go."""
+
+
+def test_once_per_package_reads_each_package_once() -> None:
+    reads: list[FormContext] = []
+
+    @once_per_package
+    def read(ctx: FormContext) -> _Read:
+        reads.append(ctx)
+        return _Read()
+
+    first, second = context(), context()
+    result = read(first)
+    assert read(first) is result and reads == [first]
+    assert read(dataclasses.replace(first, address_number="000001")) is result  # as the pipeline hands it on
+    assert read(second) is not result and reads[-1] is second  # the same text is another package
+    assert read(first) is result  # both kept while both are being processed
+    reparsed = dataclasses.replace(first, form=form(VALID))
+    assert read(reparsed) is not result and reads[-1] is reparsed  # another form object: read again
+
+
+def test_once_per_package_keeps_nothing_past_the_package() -> None:
+    @once_per_package
+    def read(ctx: FormContext) -> _Read:
+        return _Read()
+
+    ctx = context()
+    result, package = weakref.ref(read(ctx)), weakref.ref(ctx.package)
+    assert result() is not None
+    del ctx
+    gc.collect()
+    assert package() is None and result() is None  # the form and its read went with the package
+    later = context()
+    assert read(later) is read(later)
+
+
+def test_once_per_package_does_not_keep_a_failed_read() -> None:
+    calls = []
+
+    @once_per_package
+    def read(ctx: FormContext) -> int:
+        calls.append(ctx)
+        if len(calls) == 1:
+            raise ValueError("plugin bug")
+        return len(calls)
+
+    ctx = context()
+    with pytest.raises(ValueError):
+        read(ctx)
+    assert read(ctx) == 2 and read(ctx) == 2
+
+
+def test_dates_parse_each_text_once() -> None:
+    dates = Dates()
+    first = dates("令和8年11月28日")
+    assert first == parse_date("令和8年11月28日") and dates("令和8年11月28日") is first
+    assert dates(" 令和8年11月28日") is not first and dates(" 令和8年11月28日").value == first.value
+
+
+# --------------------------------------------------------------------------- records built by TargetBuilder
+
+
+def _built(procedure: Procedure, sex: str = "男") -> BuiltRecord:
+    xml = TargetBuilder(NS, NS)
+    root = xml.root("申請書")
+    del root.attrib["版"]  # the test schema has no version attribute
+    xml.add_all(root, [("氏名", "見本　太郎"), ("フリガナ", "ミホン　タロウ"), ("性別", sex)])
+    for born, number in (("2015-06-01", "123456789018"), ("2016-07-01", "234567890121")):
+        xml.add_all(xml.add(root, "児童"), [("生年月日", born), ("個人番号", number)])
+    xml.add(root, "同意", "true")
+    record = xml.record(root, context(), target="test", schema=procedure.form_schema)
+    assert isinstance(record, BuiltRecord) and record.tree is root
+    return record
+
+
+def test_a_built_record_is_validated_as_its_tree(procedure: Procedure, monkeypatch: pytest.MonkeyPatch) -> None:
+    record = _built(procedure)
+    assert record.content == etree.tostring(record.tree, xml_declaration=True, encoding="UTF-8")
+    monkeypatch.setattr("gateway.validation.parse_xml", None)  # a valid tree needs no parse of the bytes
+    validate_target(record)
+
+
+def test_an_invalid_built_record_is_reported_from_its_bytes(procedure: Procedure) -> None:
+    record = _built(procedure, sex="X")
+    as_bytes = TargetRecord(content=record.content, media_type=record.media_type, filename=record.filename,
+                            target=record.target, schema=record.schema)
+    problems = []
+    for each in (record, as_bytes):
+        with pytest.raises(GatewayError) as caught:
+            validate_target(each)
+        assert caught.value.code == "schema-target-invalid"
+        problems.append((caught.value.detail, caught.value.problems))
+    assert problems[0] == problems[1]
+    assert [(p.path, p.line) for p in problems[0][1]] == [("/申請書/性別", 2)]  # located in the bytes

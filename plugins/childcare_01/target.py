@@ -1,7 +1,8 @@
 """childcare-01 form → ``jidou-teate`` record (``schemas/targets/jidou-teate/1``).
 
-One pass over the form with :class:`gateway.targetxml.TargetBuilder`, which writes the common
-blocks (管理情報, dates as 原文 + 西暦 + 和暦, 添付書類一覧). Here only what is the procedure's own:
+The form as :func:`.checks.read_claim` read it for the rules, written with
+:class:`gateway.targetxml.TargetBuilder`, which writes the common blocks (管理情報, dates as
+原文 + 西暦 + 和暦, 添付書類一覧). Here only what is the procedure's own:
 性別 → 性別コード (1 男, 2 女), children → 児童一覧 with 連番, 振込先 → 口座 or 公金受取口座.
 """
 
@@ -10,8 +11,9 @@ from __future__ import annotations
 from gateway import FormContext, TargetRecord
 from gateway.config import SCHEMAS_DIR
 from gateway.targetxml import SEX_CODES, TargetBuilder, xs_boolean
+from gateway.validation import texts_of
 
-from .checks import FORM_NAMESPACE, NS
+from .checks import FORM_NAMESPACE, read_claim
 
 TARGET = "jidou-teate"
 TARGET_NAMESPACE = "urn:jp:gateway:target:jidou-teate:1"
@@ -25,38 +27,37 @@ NAME = ("氏名", ("フリガナ", "氏名カナ"))
 
 def transform(context: FormContext) -> TargetRecord:
     """Build the 児童手当認定請求データ record from a schema-valid, rule-checked form."""
-    form = context.form
+    claim = read_claim(context)  # as the checks read it: the form is not walked again
     root = xml.root("児童手当認定請求データ")
     xml.add_management(root, context)
-    xml.add_date(root, "請求年月日", form.findtext("f:請求年月日", namespaces=NS))
+    xml.add_date(root, "請求年月日", claim.claim_date.text or "", claim.dates)
 
-    claimant = xml.items(form.find("f:請求者", NS))
+    claimant = texts_of(claim.claimant)
     block = xml.add(root, "請求者")
     xml.copy(block, claimant, *NAME)
-    xml.add_date(block, "生年月日", claimant["生年月日"])
+    xml.add_date(block, "生年月日", claimant["生年月日"], claim.dates)
     xml.add(block, "性別コード", SEX_CODES[claimant["性別"]])
     xml.copy(block, claimant, "郵便番号", "住所", "電話番号", "個人番号", "職業", "加入年金")
     xml.add(block, "公務員", xs_boolean(claimant["公務員"]))
 
-    xml.copy_block(root, form, "配偶者", *NAME, "個人番号", "職業")
+    xml.add_block(root, "配偶者", texts_of(claim.spouse), *NAME, "個人番号", "職業")
 
-    children = form.findall("f:児童", NS)
     listing = xml.add(root, "児童一覧")
-    listing.set("件数", str(len(children)))
-    for number, child in enumerate(children, start=1):
-        fields = xml.items(child)
+    listing.set("件数", str(len(claim.children)))
+    for number, child in enumerate(claim.children, start=1):
+        fields = texts_of(child)
         block = xml.add(listing, "児童")
         block.set("連番", str(number))
         xml.copy(block, fields, *NAME)
-        xml.add_date(block, "生年月日", fields["生年月日"])
+        xml.add_date(block, "生年月日", fields["生年月日"], claim.dates)
         xml.copy(block, fields, "続柄", ("同居別居", "同居別居区分"), ("別居の場合の住所", "別居先住所"), "個人番号")
 
-    account = xml.items(form.find("f:振込先/f:口座", NS))
     block = xml.add(root, "振込先")
-    if not account:
+    if not claim.account:
         xml.add(block, "公金受取口座")
     else:
-        xml.copy(xml.add(block, "口座"), account, "金融機関コード", "支店コード", "預金種別", "口座番号", "口座名義カナ")
+        xml.copy(xml.add(block, "口座"), texts_of(claim.account),
+                 "金融機関コード", "支店コード", "預金種別", "口座番号", "口座名義カナ")
 
     xml.add_attachments(root, context)
     return xml.record(root, context, target=TARGET, schema=TARGET_SCHEMA)
