@@ -15,6 +15,7 @@ the central directory's size and CRC-32 exactly.
 from __future__ import annotations
 
 import io
+import re
 import stat
 import struct
 import zipfile
@@ -37,7 +38,11 @@ _DOS_DIRECTORY = 0x10
 _RATIO_FLOOR = 1024 * 1024
 """Below this many inflated bytes a high ratio is normal (a short, repetitive XML file)."""
 _MAX_NAME_BYTES = 255
-_FORBIDDEN_NAME_CHARS = frozenset("\\:#?") | {chr(c) for c in range(0x20)} | {"\x7f"}
+_FORBIDDEN_NAME_CHAR = re.compile(r"[\\:#?\x00-\x1f\x7f]")
+_DOT_OR_EMPTY_SEGMENT = re.compile(r"(?:\A|/)\.{0,2}(?:/|\Z)")
+"""A path segment that is empty (a leading, doubled or trailing ``/``), ``.`` or ``..``."""
+_FILE_TYPES = frozenset({0, stat.S_IFREG})
+"""Unix file types a member may declare (none, or a regular file)."""
 _ARCHIVE_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08", b"\x1f\x8b", b"7z\xbc\xaf\x27\x1c",
                    b"Rar!\x1a\x07", b"\xfd7zXZ\x00", b"BZh")
 
@@ -93,6 +98,7 @@ def _check_entries(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
     """Names, types, flags and declared sizes, from the central directory alone."""
     seen: set[str] = set()
     declared_total = 0
+    max_member_bytes, max_total = limits.max_member_bytes, limits.max_uncompressed_bytes
     for info in infos:
         name = info.orig_filename
         if not (info.flag_bits & _UTF8_FLAG or name.isascii()):
@@ -106,10 +112,10 @@ def _check_entries(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
         if info.compress_type not in _ALLOWED_METHODS:
             raise PackageError(f"対応していない圧縮方式です: {name}", code="package-compression")
         # Honest headers fail fast here; dishonest ones are caught by the bounded read.
-        if info.file_size > limits.max_member_bytes:
+        if info.file_size > max_member_bytes:
             raise PackageTooLarge(f"メンバーが上限を超えています: {name}", code="package-member-too-large")
         declared_total += info.file_size
-        if declared_total > limits.max_uncompressed_bytes:
+        if declared_total > max_total:
             raise PackageTooLarge("展開後の合計サイズが上限を超えています", code="package-too-large")
 
 
@@ -121,13 +127,13 @@ def _check_name(info: zipfile.ZipInfo) -> None:
     problem = ""
     if name != info.filename or not name:
         problem = "NUL 文字を含むか空です"
-    elif info.is_dir() or info.external_attr & _DOS_DIRECTORY or stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+    elif info.is_dir() or info.external_attr & _DOS_DIRECTORY or stat.S_IFMT(mode) not in _FILE_TYPES:
         problem = "ディレクトリまたは通常ファイル以外です"
     elif len(name.encode("utf-8")) > _MAX_NAME_BYTES:
         problem = "長すぎます"
-    elif not _FORBIDDEN_NAME_CHARS.isdisjoint(name):
+    elif _FORBIDDEN_NAME_CHAR.search(name):
         problem = "使用できない文字（\\ : # ? 制御文字）を含みます"
-    elif name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/")):
+    elif _DOT_OR_EMPTY_SEGMENT.search(name):
         problem = "絶対パスまたは . / .. を含みます"
     if problem:
         raise PackageError(f"メンバー名が不正です（{problem}）: {name!r}", code="package-path")
@@ -171,13 +177,15 @@ def _read_members(data: bytes, infos: list[zipfile.ZipInfo], starts: list[int],
                   limits: Limits) -> dict[str, bytes]:
     members: dict[str, bytes] = {}
     remaining = limits.max_uncompressed_bytes
+    max_member_bytes, max_ratio = limits.max_member_bytes, limits.max_compression_ratio
+    view = memoryview(data)
     for info, start in zip(infos, starts, strict=True):
         name = info.orig_filename
-        ratio_bound = max(_RATIO_FLOOR, info.compress_size * limits.max_compression_ratio)
-        bound = min(limits.max_member_bytes, remaining, ratio_bound)
-        content = _bounded_read(data, info, start, bound)
+        ratio_bound = max(_RATIO_FLOOR, info.compress_size * max_ratio)
+        bound = min(max_member_bytes, remaining, ratio_bound)
+        content = _bounded_read(view, info, start, bound)
         if len(content) > bound:
-            if len(content) > limits.max_member_bytes:
+            if len(content) > max_member_bytes:
                 raise PackageTooLarge(f"メンバーが上限を超えています: {name}", code="package-member-too-large")
             if len(content) > remaining:
                 raise PackageTooLarge("展開後の合計サイズが上限を超えています", code="package-too-large")
@@ -189,26 +197,29 @@ def _read_members(data: bytes, infos: list[zipfile.ZipInfo], starts: list[int],
     return members
 
 
-def _bounded_read(data: bytes, info: zipfile.ZipInfo, start: int, bound: int) -> bytes:
+def _bounded_read(view: memoryview, info: zipfile.ZipInfo, start: int, bound: int) -> bytes:
     """The member's bytes, never more than ``bound + 1`` of them (one more than allowed proves it
     too big), nor more than one byte beyond its declared size.
 
     What fits the bound must be exactly the central directory's size with its CRC-32.
     """
-    corrupt = PackageError(f"メンバーを読み取れません（破損）: {info.orig_filename}", code="package-corrupt")
     if info.flag_bits & _PATCHED_DATA_FLAG:
-        raise corrupt
+        raise _corrupt(info)
     limit = min(bound, info.file_size) + 1
-    compressed = memoryview(data)[start:start + info.compress_size]
+    compressed = view[start:start + info.compress_size]
     if info.compress_type == zipfile.ZIP_STORED:
         content = bytes(compressed[:limit])
     else:
         try:
             content = zlib.decompressobj(-zlib.MAX_WBITS).decompress(compressed, limit)
         except zlib.error as exc:
-            raise corrupt from exc
+            raise _corrupt(info) from exc
     if len(content) > bound:
         return content  # refused by its size; nothing more is inflated
     if len(content) != info.file_size or zlib.crc32(content) != info.CRC:
-        raise corrupt
+        raise _corrupt(info)
     return content
+
+
+def _corrupt(info: zipfile.ZipInfo) -> PackageError:
+    return PackageError(f"メンバーを読み取れません（破損）: {info.orig_filename}", code="package-corrupt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 import warnings
 import zipfile
@@ -10,6 +11,7 @@ import zlib
 
 import pytest
 
+from gateway import archive
 from gateway.archive import RawPackage, read_package
 from gateway.errors import PackageError, PackageTooLarge
 from gateway.models import Limits
@@ -105,6 +107,37 @@ def test_compression_bomb_is_refused():
 ])
 def test_bad_member_names(name):  # case 58
     assert refused(make_zip([("kousei.xml", KOUSEI), (name, b"%PDF")])).code == "package-path"
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("dir/", "ディレクトリまたは通常ファイル以外です"),
+    ("x" * 256, "長すぎます"),
+    ("a\x7f.pdf", "使用できない文字"),
+    ("a/../b:c.pdf", "使用できない文字"),  # the characters are judged before the segments
+    ("a/./b.pdf", "絶対パスまたは . / .. を含みます"),
+    ("a/b/..", "絶対パスまたは . / .. を含みます"),
+    ("..", "絶対パスまたは . / .. を含みます"),
+])
+def test_a_bad_name_is_refused_for_its_first_problem(name, problem):
+    err = refused(make_zip([("kousei.xml", KOUSEI), (name, b"%PDF")]))
+    assert err.code == "package-path" and problem in err.detail
+
+
+def test_the_name_patterns_are_their_plain_definitions():
+    """The two regular expressions say exactly what the character set and the split said before."""
+    forbidden = frozenset("\\:#?") | {chr(c) for c in range(0x20)} | {"\x7f"}
+    for code in range(0x110000):
+        assert bool(archive._FORBIDDEN_NAME_CHAR.search(f"a{chr(code)}b")) == (chr(code) in forbidden)
+    for length in range(8):
+        for letters in itertools.product("a./\n", repeat=length):
+            name = "".join(letters)
+            plain = name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/"))
+            assert bool(archive._DOT_OR_EMPTY_SEGMENT.search(name)) == plain, repr(name)
+
+
+@pytest.mark.parametrize("name", ["a.pdf", "dir/a.pdf", "a..b/c.d.pdf", "...", ".a/b.", "健康保険証.pdf"])
+def test_good_member_names(name):
+    assert read_package(make_zip([("kousei.xml", KOUSEI), (name, b"%PDF")]), LIMITS).names[-1] == name
 
 
 def test_nul_in_a_name_is_refused():

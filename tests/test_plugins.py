@@ -122,6 +122,23 @@ def test_hook_application_state_changed(app_config, make_package):
     assert recorder.states_of(receipt.arrival_number)[-2:] == ["queued", "delivered"]  # announced once
 
 
+def test_hooks_without_implementations_are_skipped_and_later_ones_are_called(app_config, make_package):
+    """Nothing implements the per-package hooks here, so they are not called; a plugin registered
+    later (after start-up) is called all the same: nothing about the hooks is remembered."""
+    app = create_app(app_config)
+    plugins, pipeline = app.extensions["gateway"], app.extensions["gateway.pipeline"]
+    assert not plugins.pm.hook.application_state_changed.get_hookimpls()
+    assert plugins.check_package(None, None) == [] and plugins.check_form(None, None) == []
+    plugins.state_changed("202611280000000001", None, "received", "system", "")  # no listener, no error
+    pipeline.intake(make_package("care-01"), source="test")
+    recorder, complainer = RecordingPlugin(), AlwaysComplainPlugin()
+    plugins.pm.register(recorder)
+    plugins.pm.register(complainer)
+    assert [p.code for p in plugins.check_form(None, None)] == ["rule-city-item"]
+    plugins.state_changed("202611280000000001", None, "received", "system", "")
+    assert recorder.states_of("202611280000000001") == ["received"]
+
+
 def test_hook_register_blueprints(app_config):
     from flask import Blueprint
 
