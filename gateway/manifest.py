@@ -120,7 +120,11 @@ def _children(parent: etree._Element) -> dict[Any, list[etree._Element]]:
     """``parent``'s children by tag, in order: one walk serves every lookup below."""
     children: dict[Any, list[etree._Element]] = {}
     for child in parent:
-        children.setdefault(child.tag, []).append(child)
+        tag = child.tag
+        if tag in children:
+            children[tag].append(child)
+        else:
+            children[tag] = [child]
     return children
 
 
@@ -137,9 +141,14 @@ def _one(children: Mapping[Any, list[etree._Element]], tag: str, *,
 
 
 def _text(children: Mapping[Any, list[etree._Element]], tag: str, *, required: bool = True) -> str:
-    node = _one(children, tag, required=required)
-    if node is None:
+    found = children.get(tag)  # _one, inline: ~20 values a manifest
+    if not found:
+        if required:
+            raise _error("structure", f"{tag} がありません")
         return ""
+    if len(found) > 1:
+        raise _error("structure", f"{tag} が複数あります")
+    node = found[0]
     if len(node):
         raise _error("structure", f"{tag} に子要素があります")
     value = (node.text or "").strip(_XML_SPACE)

@@ -38,7 +38,7 @@ from signxml import (
 from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 
 from gateway.errors import AlgorithmError, CertificateError, SignatureError, XmlError
-from gateway.signxml_adapter import DS, DetachedVerifier, VerifiedReference, _ds, fragment
+from gateway.signxml_adapter import DetachedVerifier, IdIndex, VerifiedReference, _ds, fragment
 from gateway.xmlsafe import hardened_parser
 
 EXC_C14N_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
@@ -51,7 +51,19 @@ SIGNATURE_METHODS = frozenset({SignatureMethod.RSA_SHA256, SignatureMethod.RSA_S
 DIGEST_METHODS = frozenset({DigestAlgorithm.SHA256, DigestAlgorithm.SHA384, DigestAlgorithm.SHA512})
 _SIGNATURE_METHOD_URIS = frozenset(m.value for m in SIGNATURE_METHODS)
 _DIGEST_METHOD_URIS = frozenset(m.value for m in DIGEST_METHODS)
-_ID_LIKE_ATTRIBUTES = etree.XPath("//@*[local-name()='ID' or local-name()='Id' or local-name()='id']")
+_MANIFEST_URI = f"#{MANIFEST_ID}"
+# Clark names, spelled once: the checks below run on every package.
+(_SIGNATURE, _SIGNED_INFO, _SIGNATURE_VALUE, _KEY_INFO, _OBJECT, _MANIFEST, _C14N_METHOD, _SIGNATURE_METHOD,
+ _REFERENCE, _TRANSFORMS, _TRANSFORM, _DIGEST_METHOD, _DIGEST_VALUE, _KEY_NAME, _X509_DATA, _X509_CERTIFICATE,
+ _X509_ISSUER_SERIAL, _X509_SERIAL_NUMBER) = (_ds(t) for t in (
+    "Signature", "SignedInfo", "SignatureValue", "KeyInfo", "Object", "Manifest", "CanonicalizationMethod",
+    "SignatureMethod", "Reference", "Transforms", "Transform", "DigestMethod", "DigestValue", "KeyName", "X509Data",
+    "X509Certificate", "X509IssuerSerial", "X509SerialNumber"))
+_SIGNATURE_CHILDREN = [_SIGNED_INFO, _SIGNATURE_VALUE, _KEY_INFO]
+_SIGNED_INFO_HEAD = [_C14N_METHOD, _SIGNATURE_METHOD]
+_DIGEST = [_DIGEST_METHOD, _DIGEST_VALUE]
+_INCLUSIVE_NAMESPACES = f"{{{EXC_C14N_NS}}}InclusiveNamespaces"
+_EXCLUSIVE_C14N = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,10 @@ class SignatureCandidate:
     """Position among the ds:Signature siblings in 署名情報: 0 is the applicant's."""
     co_signatures: tuple[SignatureCandidate, ...] = ()
     """On the applicant's candidate: the co-signers' signatures that follow it, in order."""
+    certificate_der: bytes = field(default=b"", repr=False)
+    """``certificate`` as the X509Certificate element carries it (DER), for :mod:`gateway.trust`."""
+    id_index: IdIndex | None = field(default=None, repr=False, compare=False)
+    """The ID-like attributes of ``document``, as the ID rules read them (the verifier's lookup reuses them)."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +118,8 @@ class SignatureResult:
 
 def signature_present(document: etree._Element) -> bool:
     """Whether the package claims to be signed (a 署名情報 or any ds:Signature)."""
-    return document.find(SIGNATURE_HOLDER) is not None or next(document.iter(_ds("Signature")), None) is not None
+    return next(document.iterchildren(SIGNATURE_HOLDER), None) is not None \
+        or next(document.iter(_SIGNATURE), None) is not None
 
 
 def inspect_signature(document: etree._Element, members: Mapping[str, bytes], *,
@@ -121,29 +138,34 @@ def inspect_signature(document: etree._Element, members: Mapping[str, bytes], *,
     signatures = _the_signatures(document, max(1, max_signatures))
     holder = signatures[0].getparent()
     manifest = _the_manifest(document, holder)
-    _check_ids(document, manifest)
+    ids = _check_ids(document, manifest)
     if [c for c in holder if isinstance(c.tag, str)] != signatures:
         raise _structure("署名情報 には ds:Signature 以外を置けません")
     frozen_members = MappingProxyType(dict(members))
-    candidates = [_candidate(document, signature, index, frozen_members) for index, signature in enumerate(signatures)]
+    candidates = [_candidate(document, signature, index, frozen_members, ids)
+                  for index, signature in enumerate(signatures)]
+    if len(candidates) == 1:  # nothing to be distinct from
+        return candidates[0]
     _check_distinct(candidates)
     return replace(candidates[0], co_signatures=tuple(candidates[1:]))
 
 
 def _candidate(document: etree._Element, signature: etree._Element, index: int,
-               members: Mapping[str, bytes]) -> SignatureCandidate:
+               members: Mapping[str, bytes], ids: IdIndex) -> SignatureCandidate:
     if next(signature.iter(etree.Comment, etree.PI), None) is not None:
         raise _structure("ds:Signature の中にコメントや処理命令は置けません")
     signed_info, key_info = _signature_children(signature)
     manifest_uri, member_uris = _check_signed_info(signed_info, members)
-    return SignatureCandidate(document=document, certificate=_certificate(key_info), members=members,
+    certificate, der = _certificate(key_info)
+    return SignatureCandidate(document=document, certificate=certificate, members=members,
                               manifest_uri=manifest_uri, member_uris=member_uris,
                               signature_id=signature.get("Id"), signature_method=signed_info[1].get("Algorithm"),
-                              c14n_method=signed_info[0].get("Algorithm"), index=index)
+                              c14n_method=signed_info[0].get("Algorithm"), index=index, certificate_der=der,
+                              id_index=ids)
 
 
 def _the_signatures(document: etree._Element, max_signatures: int) -> list[etree._Element]:
-    signatures = list(document.iter(_ds("Signature")))
+    signatures = list(document.iter(_SIGNATURE))
     if not signatures:
         raise SignatureError("署名情報に電子署名（ds:Signature）がありません", code="signature-missing")
     if len(signatures) > max_signatures:
@@ -152,7 +174,7 @@ def _the_signatures(document: etree._Element, max_signatures: int) -> list[etree
     # Every one a child of the one DataRoot/署名情報: a co-signature anywhere else is a wrapping.
     holder = signatures[0].getparent()
     if holder is None or holder.tag != SIGNATURE_HOLDER or holder.getparent() is not document \
-            or len(document.findall(SIGNATURE_HOLDER)) != 1 \
+            or len(list(document.iterchildren(SIGNATURE_HOLDER))) != 1 \
             or any(signature.getparent() is not holder for signature in signatures):
         raise SignatureError("電子署名は DataRoot/署名情報 に置く必要があります", code="signature-wrapping")
     return signatures
@@ -184,35 +206,40 @@ def _the_manifest(document: etree._Element, holder: etree._Element) -> etree._El
     return manifest
 
 
-def _check_ids(document: etree._Element, manifest: etree._Element) -> None:
-    """構成情報/@ID is the only ID; nothing else may claim its value under any ID-like name."""
+def _check_ids(document: etree._Element, manifest: etree._Element) -> IdIndex:
+    """構成情報/@ID is the only ID; nothing else may claim its value under any ID-like name.
+
+    Returns the index of those attributes, which the verifier's lookup by ID then reads."""
     if manifest.get("ID") != MANIFEST_ID:
         raise SignatureError('構成情報 に ID="構成情報" がありません', code="signature-wrapping")
     # Every attribute named ID, Id or id in any namespace (xml:id included), as signxml's
     # own lookup matches them by local-name().
-    for value in _ID_LIKE_ATTRIBUTES(document):
+    ids = IdIndex.of(document)
+    for value in ids.attributes:
         element, name = value.getparent(), value.attrname
         if element is manifest and name == "ID":
             continue
         if etree.QName(name).localname == "ID" or value == MANIFEST_ID:
             raise SignatureError(f"{element.tag} の {name} 属性は認められません（署名の差し替え攻撃の疑い）",
                                  code="signature-wrapping")
+    return ids
 
 
 def _signature_children(signature: etree._Element) -> tuple[etree._Element, etree._Element]:
-    children = [c.tag for c in signature]
-    if _ds("Object") in children or any(signature.iter(_ds("Manifest"))):
+    children = list(signature)
+    tags = [c.tag for c in children]
+    if _OBJECT in tags or any(signature.iter(_MANIFEST)):
         raise _structure("ds:Object・ds:Manifest は使用できません")
-    if children != [_ds("SignedInfo"), _ds("SignatureValue"), _ds("KeyInfo")]:
+    if tags != _SIGNATURE_CHILDREN:
         raise _structure("ds:Signature は SignedInfo, SignatureValue, KeyInfo の順で構成します")
-    return signature[0], signature[2]
+    return children[0], children[2]
 
 
 def _check_signed_info(signed_info: etree._Element, members: Mapping[str, bytes]) -> tuple[str, tuple[str, ...]]:
     children = list(signed_info)
     head = [c.tag for c in children[:2]]
-    if head != [_ds("CanonicalizationMethod"), _ds("SignatureMethod")] or len(children) < 3 \
-            or any(c.tag != _ds("Reference") for c in children[2:]):
+    if head != _SIGNED_INFO_HEAD or len(children) < 3 \
+            or any(c.tag != _REFERENCE for c in children[2:]):
         raise _structure("SignedInfo は CanonicalizationMethod, SignatureMethod, Reference で構成します")
     _check_c14n(children[0], AlgorithmError, "algorithm-forbidden")
     if children[1].get("Algorithm") not in _SIGNATURE_METHOD_URIS or len(children[1]):
@@ -223,7 +250,8 @@ def _check_signed_info(signed_info: etree._Element, members: Mapping[str, bytes]
     for reference in children[2:]:
         uri = reference.get("URI")
         transforms = _check_reference(reference)
-        if uri is not None and uri.startswith("#") and fragment(uri) == MANIFEST_ID and manifest_uri is None:
+        if uri is not None and manifest_uri is None \
+                and (uri == _MANIFEST_URI or (uri.startswith("#") and fragment(uri) == MANIFEST_ID)):
             if len(transforms) != 1:
                 raise AlgorithmError("構成情報 の参照には C14N の変換を一つだけ指定します",
                                      code="algorithm-transform-forbidden")
@@ -246,45 +274,47 @@ def _check_signed_info(signed_info: etree._Element, members: Mapping[str, bytes]
 
 
 def _check_reference(reference: etree._Element) -> list[etree._Element]:
-    tags = [c.tag for c in reference]
-    has_transforms = bool(tags) and tags[0] == _ds("Transforms")
-    if tags[has_transforms:] != [_ds("DigestMethod"), _ds("DigestValue")]:
+    children = list(reference)
+    tags = [c.tag for c in children]
+    has_transforms = bool(tags) and tags[0] == _TRANSFORMS
+    if tags[has_transforms:] != _DIGEST:
         raise _structure("Reference は Transforms, DigestMethod, DigestValue で構成します")
-    digest_method = reference[int(has_transforms)]
+    digest_method = children[has_transforms]
     if digest_method.get("Algorithm") not in _DIGEST_METHOD_URIS or len(digest_method):
         raise AlgorithmError(f"許可されていないダイジェスト方式です: {digest_method.get('Algorithm')}",
                              code="algorithm-forbidden")
-    transforms = list(reference[0]) if has_transforms else []
-    if any(t.tag != _ds("Transform") for t in transforms) or (has_transforms and not transforms):
+    transforms = list(children[0]) if has_transforms else []
+    if any(t.tag != _TRANSFORM for t in transforms) or (has_transforms and not transforms):
         raise _structure("Transforms には Transform だけを置きます")
     return transforms
 
 
 def _check_c14n(node: etree._Element, error: type[SignatureError], code: str) -> None:
     algorithm = node.get("Algorithm")
-    exclusive = algorithm == CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0.value
-    extra = [c for c in node if not (exclusive and c.tag == f"{{{EXC_C14N_NS}}}InclusiveNamespaces")]
-    if algorithm not in C14N_METHODS or extra:
+    if algorithm not in C14N_METHODS \
+            or any(not (algorithm == _EXCLUSIVE_C14N and c.tag == _INCLUSIVE_NAMESPACES) for c in node):
         raise error(f"許可されていない正規化・変換です: {algorithm}", code=code)
 
 
 # Descriptive X509Data siblings other signers write next to the certificate (the JDK, .NET):
 # harmless, since only the certificate is used, but checked against it where comparable.
-_DESCRIPTIVE_X509 = frozenset({"X509IssuerSerial", "X509SubjectName", "X509SKI"})
+_DESCRIPTIVE_X509 = frozenset(_ds(t) for t in ("X509IssuerSerial", "X509SubjectName", "X509SKI"))
 
 
-def _certificate(key_info: etree._Element) -> x509.Certificate:
-    tags = [c.tag for c in key_info if c.tag != _ds("KeyName")]
-    if tags != [_ds("X509Data")]:
+def _certificate(key_info: etree._Element) -> tuple[x509.Certificate, bytes]:
+    """The certificate and its DER (what trust records, so it is not encoded again)."""
+    data = [c for c in key_info if c.tag != _KEY_NAME]
+    if len(data) != 1 or data[0].tag != _X509_DATA:
         raise SignatureError("KeyInfo には X509Data を一つだけ置きます（KeyValue・RetrievalMethod は不可）",
                              code="signature-keyinfo-forbidden")
-    x509_data = key_info.find(_ds("X509Data"))
-    certs = [c for c in x509_data if c.tag == _ds("X509Certificate")]
-    others = [c for c in x509_data if c.tag != _ds("X509Certificate")]
-    if any(not isinstance(c.tag, str) or etree.QName(c).localname not in _DESCRIPTIVE_X509
-           or etree.QName(c).namespace != DS for c in others):
-        raise SignatureError("X509Data に置けるのは X509Certificate と識別情報だけです",
-                             code="signature-keyinfo-forbidden")
+    x509_data = data[0]
+    certs = []
+    for c in x509_data:
+        if c.tag == _X509_CERTIFICATE:
+            certs.append(c)
+        elif c.tag not in _DESCRIPTIVE_X509:  # a comment's tag is not a str: refused too
+            raise SignatureError("X509Data に置けるのは X509Certificate と識別情報だけです",
+                                 code="signature-keyinfo-forbidden")
     if not certs:
         raise CertificateError("署名用電子証明書（X509Certificate）がありません", code="certificate-missing")
     if len(certs) > 1:
@@ -294,10 +324,19 @@ def _certificate(key_info: etree._Element) -> x509.Certificate:
         cert = x509.load_der_x509_certificate(der)
     except (binascii.Error, ValueError) as exc:
         raise CertificateError("X509Certificate を読み取れません", code="certificate-malformed") from exc
-    serial = x509_data.findtext(f"{_ds('X509IssuerSerial')}/{_ds('X509SerialNumber')}")
+    serial = _first_text(x509_data, _X509_ISSUER_SERIAL, _X509_SERIAL_NUMBER)
     if serial is not None and serial.strip() != str(cert.serial_number):
         raise SignatureError("X509IssuerSerial が証明書と一致しません", code="signature-keyinfo-forbidden")
-    return cert
+    return cert, der
+
+
+def _first_text(element: etree._Element, child: str, grandchild: str) -> str | None:
+    """``element.findtext("child/grandchild")``: the text ("" when empty) of the first match in
+    document order, None when there is none."""
+    for parent in element.iterchildren(child):
+        for found in parent.iterchildren(grandchild):
+            return found.text or ""
+    return None
 
 
 def _structure(detail: str) -> SignatureError:
@@ -316,7 +355,7 @@ def verify_signature(candidate: SignatureCandidate, *, certificate: x509.Certifi
     config = SignatureConfiguration(
         location=f"./{SIGNATURE_HOLDER}/", expect_references=1 + len(candidate.member_uris),
         signature_methods=SIGNATURE_METHODS, digest_algorithms=DIGEST_METHODS, verification_time=at)
-    verifier = DetachedVerifier(candidate.members, signature_index=candidate.index)
+    verifier = DetachedVerifier(candidate.members, signature_index=candidate.index, id_index=candidate.id_index)
     try:
         verifier.verify(candidate.document, x509_cert=certificate, parser=hardened_parser(),
                         uri_resolver=verifier.resolve_member, id_attribute="ID", expect_config=config)

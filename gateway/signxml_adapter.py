@@ -11,8 +11,10 @@ re-parsed copy, is signxml's sequence of signxml's own steps.
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
@@ -31,27 +33,48 @@ from gateway.c14n import canonicalize, inherits_xml_attributes, self_contained
 DS = "http://www.w3.org/2000/09/xmldsig#"
 _C14N_TRANSFORMS = frozenset(m.value for m in CanonicalizationMethod)
 _ELEMENTS_WITH_ID = etree.XPath("//@*[local-name() = $name][. = $uri]/..")
+_ID_LIKE_ATTRIBUTES = etree.XPath("//@*[local-name()='ID' or local-name()='Id' or local-name()='id']")
+_ID_LIKE_NAMES = frozenset({"ID", "Id", "id"})
 _CHILD_STEPS = re.compile(r"(?:\./(?:[^/.:*@\[\]{}()\s]+/)*)?")
 """An empty xpath, or "./" and child steps by plain tag name, each followed by "/"."""
 _INCLUSIVE_NAMESPACES = f"{{{signxml_namespaces.ec}}}InclusiveNamespaces"
 _DER_ENCODED_KEY_VALUE = f"{{{signxml_namespaces.dsig11}}}DEREncodedKeyValue"
+_KEY_INFO = f"{{{DS}}}KeyInfo"
+_KEY_VALUE_PATH = (_KEY_INFO, f"{{{DS}}}KeyValue")
+_DER_ENCODED_KEY_VALUE_PATH = (_KEY_INFO, _DER_ENCODED_KEY_VALUE)
 _SIGNXML_DEFAULT = SignatureConfiguration()  # what signxml's verify() defaults expect_config to
+_HASHLIB_DIGESTS = {DigestAlgorithm.SHA224: hashlib.sha224, DigestAlgorithm.SHA256: hashlib.sha256,
+                    DigestAlgorithm.SHA384: hashlib.sha384, DigestAlgorithm.SHA512: hashlib.sha512}
 
 
 def _ds(tag: str) -> str:
     return f"{{{DS}}}{tag}"
 
 
-def _first_along(element: etree._Element, tags: list[str]) -> etree._Element | None:
+def _first_along(element: etree._Element, tags: tuple[str, ...] | list[str],
+                 children: Callable[[etree._Element, str], Iterable[etree._Element]] = etree._Element.iterchildren,
+                 ) -> etree._Element | None:
     """The first element in document order reached from ``element`` by child steps ``tags``
-    (what ``element.find("./a/b")`` returns)."""
+    (what ``element.find("./a/b")`` returns); ``children(element, tag)``: its children ``tag``."""
     if not tags:
         return element
-    for child in element.iterchildren(tags[0]):
-        found = _first_along(child, tags[1:])
+    for child in children(element, tags[0]):
+        found = _first_along(child, tags[1:], children)
         if found is not None:
             return found
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _steps(query: str, xpath: str) -> tuple[str, ...] | None:
+    """The Clark-notation tags along which ``_find(…, query, xpath=xpath)`` looks, or None when
+    the query is not one a plain walk answers (signxml's own find then runs). Only the verifier's
+    own queries and configured locations come here, so the cache stays a handful of entries."""
+    prefix, _, name = query.rpartition(":")
+    uri = signxml_namespaces.get(prefix or "ds")
+    if uri is None or not _CHILD_STEPS.fullmatch(xpath) or "/" in name:
+        return None
+    return (*xpath.split("/")[1:-1], f"{{{uri}}}{name}")
 
 
 def fragment(uri: str) -> str | None:
@@ -60,6 +83,27 @@ def fragment(uri: str) -> str | None:
         return unquote(uri[1:], errors="strict")
     except UnicodeDecodeError:
         return None
+
+
+@dataclass(frozen=True)
+class IdIndex:
+    """Every attribute named ID, Id or id (in any namespace, xml:id included) of one document,
+    in document order: one walk of the tree serves both :mod:`gateway.signature`'s ID rules and
+    the verifier's lookups by ID in that same (unchanging) tree."""
+
+    document: etree._Element = field(repr=False)
+    attributes: tuple[Any, ...] = field(repr=False)
+    """lxml's attribute results: the value, with ``attrname`` and ``getparent()``."""
+
+    @classmethod
+    def of(cls, document: etree._Element) -> IdIndex:
+        return cls(document, tuple(_ID_LIKE_ATTRIBUTES(document)))
+
+    def owners(self, name: str, value: str) -> list[etree._Element]:
+        """What ``//@*[local-name()=$name][.=$value]/..`` selects in the document (``name`` one
+        of ID, Id, id): each element with such an attribute, once, in document order."""
+        found = [a.getparent() for a in self.attributes if a == value and a.attrname.rpartition("}")[2] == name]
+        return list(dict.fromkeys(found)) if len(found) > 1 else found
 
 
 @dataclass(frozen=True)
@@ -86,11 +130,16 @@ class DetachedVerifier(XMLVerifier):
     per verification (signxml keeps per-call state on the instance).
     """
 
-    def __init__(self, members: Mapping[str, bytes], *, signature_index: int = 0) -> None:
+    def __init__(self, members: Mapping[str, bytes], *, signature_index: int = 0,
+                 id_index: IdIndex | None = None) -> None:
         super().__init__()
         self._members = members
         self._signature_index = signature_index
+        self._id_index = id_index
+        """The ID-like attributes of the document verified, when the caller has walked it already."""
         self.verified_references: list[VerifiedReference] = []
+        self._child_maps: dict[etree._Element, dict[Any, list[etree._Element]]] | None = None
+        """While verify() reads the Signature in place: each element's children by tag (see _children)."""
 
     def resolve_member(self, uri: str) -> bytes | None:
         """``uri_resolver``: a detached reference names a member exactly; nothing else resolves."""
@@ -132,19 +181,22 @@ class DetachedVerifier(XMLVerifier):
         # to build) the body below is signxml 5.2.0's, in its order, on the Signature in place:
         # location, XML Signature schema, algorithms expected, SignedInfo C14N, certificate
         # validity, the RSA verification, KeyValue against the certificate, then each reference
-        # from the *verified* SignedInfo and the reference count. Any other call is signxml's.
-        arguments = dict(x509_cert=x509_cert, parser=parser, uri_resolver=uri_resolver, id_attribute=id_attribute,
-                         expect_config=expect_config, **other)
+        # of the *verified* SignedInfo and the reference count. Any other call is signxml's.
         if other or not isinstance(data, etree._Element) or not isinstance(x509_cert, x509.Certificate):
-            return super().verify(data, **arguments)
+            return super().verify(data, x509_cert=x509_cert, parser=parser, uri_resolver=uri_resolver,
+                                  id_attribute=id_attribute, expect_config=expect_config, **other)
         self.hmac_key, self._parser, self.x509_cert = None, parser, x509_cert
-        self.config = replace(expect_config, require_x509=True)
+        self._child_maps = {}  # nothing edits the tree on this path: its children can be listed once
+        # (signxml's replace(), only when it changes something: require_x509 defaults to True)
+        self.config = expect_config if expect_config.require_x509 else replace(expect_config, require_x509=True)
         if id_attribute is not None:
             self.id_attributes = (id_attribute,)
         root = self.get_root(data)
         signature = self._get_signature(root)
         if inherits_xml_attributes(signature) or next(signature.iter(etree.Entity), None) is not None:
-            return super().verify(data, **arguments)
+            self._child_maps = None
+            return super().verify(data, x509_cert=x509_cert, parser=parser, uri_resolver=uri_resolver,
+                                  id_attribute=id_attribute, expect_config=expect_config)
         self.validate_schema(signature)
         signed_info = self._find(signature, "SignedInfo")
         c14n_method = self._find(signed_info, "CanonicalizationMethod")
@@ -154,8 +206,8 @@ class DetachedVerifier(XMLVerifier):
         signature_value = self._find(signature, "SignatureValue")
         self.check_signature_alg_expected(signature_alg)
         raw_signature = base64.b64decode(signature_value.text)
-        key_value = signature.find(f"{_ds('KeyInfo')}/{_ds('KeyValue')}")
-        der_encoded_key_value = signature.find(f"{_ds('KeyInfo')}/{_DER_ENCODED_KEY_VALUE}")
+        key_value = _first_along(signature, _KEY_VALUE_PATH, self._children)
+        der_encoded_key_value = _first_along(signature, _DER_ENCODED_KEY_VALUE_PATH, self._children)
         signed_info_c14n = self._c14n(signed_info, algorithm=c14n_algorithm,
                                       inclusive_ns_prefixes=inclusive_ns_prefixes)
         self._check_cert_validity(x509_cert, "provided x509_cert")
@@ -167,7 +219,15 @@ class DetachedVerifier(XMLVerifier):
             raise InvalidSignature(f"Signature verification failed: {exc}") from exc
         self._match_key_values(key_value=key_value, der_encoded_key_value=der_encoded_key_value,
                                signing_cert=x509_cert, signature_alg=signature_alg)
-        verified_signed_info = self._fromstring(verified_signed_info_c14n)
+        # Saving: signxml reads the references from the verified canonical bytes parsed again.
+        # Those bytes are the C14N of this very SignedInfo, which renders every element,
+        # attribute value and character of text it holds; only a comment is dropped (and could
+        # cut a DigestValue's text short, as lxml reads it), so without one the elements read
+        # here are those of the verified bytes. With one, signxml's parse.
+        if next(signed_info.iter(etree.Comment), None) is None:
+            verified_signed_info = signed_info
+        else:
+            verified_signed_info = self._fromstring(verified_signed_info_c14n)
         references = self._findall(verified_signed_info, "Reference")
         results = [self._verify_reference(reference, index, root, uri_resolver, c14n_algorithm, signature,
                                           key_used) for index, reference in enumerate(references)]
@@ -183,30 +243,45 @@ class DetachedVerifier(XMLVerifier):
         # child query is the first child with that tag, and a location of child steps
         # ("./署名情報/" + "ds:Signature") the first element in document order along them.
         # signxml's "required element missing" refusal is kept word for word.
-        prefix, _, name = query.rpartition(":")
-        uri = signxml_namespaces.get(prefix or "ds")
-        if uri is None or not _CHILD_STEPS.fullmatch(xpath) or "/" in name:
+        steps = _steps(query, xpath)
+        if steps is None:
             return super()._find(element, query, require=require, xpath=xpath)
-        tag = f"{{{uri}}}{name}"
-        result = _first_along(element, [*xpath.split("/")[1:-1], tag]) if xpath \
-            else next(element.iterchildren(tag), None)
+        if len(steps) == 1:
+            found = self._children(element, steps[0])
+            result = found[0] if found else None
+        else:  # the location, from the document root: lxml matches the tags
+            result = _first_along(element, steps)
         if require and result is None:
+            prefix, _, name = query.rpartition(":")
             expression = f"{xpath}{prefix or 'ds'}:{name}"
             raise InvalidInput(f"Expected to find XML element {name} in {element.tag} using XPath {expression}")
         return result
 
     def _findall(self, element: etree._Element, query: str, xpath: str = "") -> Any:
         # Saving: as _find (same elements, in document order).
-        prefix, _, name = query.rpartition(":")
-        uri = signxml_namespaces.get(prefix or "ds")
-        if uri is None or xpath or "/" in name:
+        steps = None if xpath else _steps(query, xpath)
+        if steps is None:
             return super()._findall(element, query, xpath=xpath)
-        return list(element.iterchildren(f"{{{uri}}}{name}"))
+        return list(self._children(element, steps[0]))  # a copy: the caller may keep it
+
+    def _children(self, element: etree._Element, tag: str) -> Sequence[etree._Element]:
+        """``element``'s children ``tag``, in order. Saving: while verify() reads the Signature in
+        place (the tree is not edited), each element's children are listed once, by tag, instead
+        of lxml matching the tag anew for every lookup (~20 per signature)."""
+        maps = self._child_maps
+        if maps is None:
+            return list(element.iterchildren(tag))
+        by_tag = maps.get(element)
+        if by_tag is None:
+            by_tag = maps[element] = {}
+            for child in element:
+                by_tag.setdefault(child.tag, []).append(child)
+        return by_tag.get(tag, ())
 
     def _get_inclusive_ns_prefixes(self, transform_node: etree._Element) -> Any:
         # Saving: as _find; the same selection as signxml's query (the first ec:InclusiveNamespaces
         # child that has a PrefixList), without an ElementPath predicate.
-        found = next((child for child in transform_node.iterchildren(_INCLUSIVE_NAMESPACES)
+        found = next((child for child in self._children(transform_node, _INCLUSIVE_NAMESPACES)
                       if child.get("PrefixList") is not None), None)
         return None if found is None else found.get("PrefixList").split(" ")
 
@@ -261,14 +336,39 @@ class DetachedVerifier(XMLVerifier):
         # Saving: signxml 5.2.0's lookup by ID, unchanged (each ID attribute in turn, more than
         # one match refused as ambiguous), but with its query compiled once and written along
         # the attribute axis: "//*[@*[local-name()=$a]=$v]" and "//@*[local-name()=$a][.=$v]/.."
-        # select the same elements (the owners of a matching attribute), the latter ~3x faster.
+        # select the same elements (the owners of a matching attribute), the latter ~3x faster;
+        # and in the document the caller indexed (IdIndex), read from that index, no new walk.
+        index = self._id_index
+        if index is not None and (index.document is not doc_root or not _ID_LIKE_NAMES.issuperset(self.id_attributes)):
+            index = None
         for id_attribute in self.id_attributes:
-            results = _ELEMENTS_WITH_ID(doc_root, name=id_attribute, uri=uri.lstrip("#"))
+            results = index.owners(id_attribute, uri.lstrip("#")) if index is not None \
+                else _ELEMENTS_WITH_ID(doc_root, name=id_attribute, uri=uri.lstrip("#"))
             if len(results) > 1:
                 raise InvalidInput(f"Ambiguous reference URI {uri} resolved to {len(results)} nodes")
             if len(results) == 1:
                 return results[0]
         raise InvalidInput(f"Unable to resolve reference URI: {uri}")
+
+    def _get_digest(self, data: Any, algorithm: DigestAlgorithm) -> bytes:
+        # Saving: hashlib's SHA-2 gives the same digest as cryptography's Hash object, cheaper.
+        hasher = _HASHLIB_DIGESTS.get(algorithm)
+        return super()._get_digest(data, algorithm) if hasher is None else hasher(data).digest()
+
+    def _match_key_values(self, key_value: Any, der_encoded_key_value: Any, signing_cert: Any,
+                          signature_alg: Any) -> None:
+        # Saving: with neither KeyValue nor DEREncodedKeyValue (signature.py refuses both)
+        # signxml has nothing to match and would only load the certificate's key once more.
+        if key_value is None and der_encoded_key_value is None:
+            return
+        super()._match_key_values(key_value, der_encoded_key_value, signing_cert, signature_alg)
+
+    def _check_cert_validity(self, cert: x509.Certificate, cert_source: str) -> None:
+        # Saving: signxml composes its refusal's text before it compares; compared first here,
+        # and a certificate outside its validity gets signxml's own check and message.
+        at = self._get_cert_verification_time()
+        if not (cert.not_valid_before_utc <= at <= cert.not_valid_after_utc):
+            super()._check_cert_validity(cert, cert_source)
 
     def _get_cert_description(self, cert: x509.Certificate, cert_source: str) -> str:
         # Saving: signxml renders the subject (rfc4514_string, ~30 µs) on every call only for an
@@ -332,8 +432,12 @@ class DetachedVerifier(XMLVerifier):
         # bytes, so only what the digest covers is returned as signed.
         if transforms is None or any(t.get("Algorithm") not in _C14N_TRANSFORMS
                                      for t in self._findall(transforms, "Transform")):
-            return super()._verify_reference(reference, index, root, uri_resolver, c14n_algorithm, signature,
-                                             signature_key_used)
+            maps, self._child_maps = self._child_maps, None  # signxml's path edits its copy of the tree
+            try:
+                return super()._verify_reference(reference, index, root, uri_resolver, c14n_algorithm, signature,
+                                                 signature_key_used)
+            finally:
+                self._child_maps = maps
         payload = self._resolve_reference(root, reference, uri_resolver=uri_resolver)
         # ``signature`` is signxml's private copy; only the enveloped transform would touch it.
         payload_c14n = self._apply_transforms(payload, transforms_node=transforms, signature=signature)

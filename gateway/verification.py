@@ -80,7 +80,7 @@ def verify_package(package: RawPackage | bytes, *, limits: Limits, validator: Si
     candidates = (applicant, *applicant.co_signatures)
     # Every certificate trusted before any signature math, every signature verified before
     # any revocation data is asked for: a bad co-signature is refused, not deferred.
-    signers = [validator.validate(c.certificate, arrival_time) for c in candidates]
+    signers = [validator.validate(c.certificate, arrival_time, der=c.certificate_der or None) for c in candidates]
     results = [verify_signature(c, certificate=c.certificate, at=arrival_time) for c in candidates]
     statuses = [revocation.check(c.certificate, signer, arrival_time) for c, signer in zip(candidates, signers)]
     _decide_revocation(statuses)
@@ -106,9 +106,14 @@ def _claimed_procedure_code(document: etree._Element) -> str:
     Whitespace is trimmed as :func:`~gateway.manifest.parse_manifest` trims it, so that the
     signed manifest's code compares equal when nothing was tampered with.
     """
-    manifest = document.find(MANIFEST_TAG)
-    found = None if manifest is None else manifest.findtext("管理情報/手続ID")
-    return (found or "").strip(" \t\r\n")
+    # document.find(MANIFEST_TAG) and its findtext("管理情報/手続ID"), without ElementPath:
+    # the first 手続ID under any 管理情報 of the first 構成情報, in document order.
+    for manifest in document.iterchildren(MANIFEST_TAG):
+        for admin in manifest.iterchildren("管理情報"):
+            for code in admin.iterchildren("手続ID"):
+                return (code.text or "").strip(" \t\r\n")
+        break
+    return ""
 
 
 def _decide_revocation(statuses: list[RevocationStatus]) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from copy import deepcopy
+
 import pytest
 from lxml import etree
 
-from gateway.c14n import canonicalize, canonicalize_copy, self_contained
+from gateway.c14n import _document_copy, canonicalize, canonicalize_copy, reparsed_copy, self_contained
 
 DOCUMENTS = [
     # 構成情報 as the packages have it: nothing declared above it.
@@ -55,3 +57,43 @@ def test_the_copy_is_needed_where_namespaces_are_inherited():
     assert not self_contained(apex)
     assert canonicalize(apex, exclusive=False) == b'<I xmlns="urn:ds" xmlns:p="urn:p"><A><B></B></A></I>'
     assert etree.tostring(apex, method="c14n") != canonicalize(apex, exclusive=False)
+
+
+# Namespace arrangements for the copy: prefixes redeclared, one URI under two prefixes, a
+# prefix used only by an attribute, declarations above the apex used or not.
+COPY_DOCUMENTS = [*DOCUMENTS,
+    '<R xmlns:p="urn:1"><S xmlns:p="urn:2"><p:T p:a="x"><U xmlns:p="urn:1" p:b="y"/></p:T></S></R>',
+    '<R xmlns:p="urn:p"><S xmlns="urn:d"><T p:a="1"><V xmlns=""/></T></S></R>',
+    '<R xmlns:a="urn:x" xmlns:b="urn:x"><S><a:T b:y="1"/></S></R>',
+    '<R xmlns:a="urn:x"><S xmlns:b="urn:x"><T a:y="1"/></S></R>',
+    '<R xmlns="urn:d" xml:lang="ja"><S xml:space="preserve"><T> x </T></S></R>',
+    '<p:R xmlns:p="urn:p" xmlns:q="urn:q"><q:S><T q:a="1" xml:lang="en"/></q:S></p:R>',
+]
+
+
+def _reference_c14n(node: etree._Element, exclusive: bool) -> bytes:
+    """The copy as it always was made: the subtree serialised and parsed again."""
+    copy = reparsed_copy(node)
+    if not exclusive:
+        for ancestor in node.iterancestors():
+            for name, value in ancestor.attrib.items():
+                if name.startswith("{http://www.w3.org/XML/1998/namespace}") and name not in copy.attrib:
+                    copy.set(name, value)
+    return etree.tostring(copy.getroottree(), method="c14n", exclusive=exclusive, with_comments=False)
+
+
+@pytest.mark.parametrize("document", COPY_DOCUMENTS)
+@pytest.mark.parametrize("exclusive", [False, True])
+def test_the_deep_copy_canonicalizes_as_the_reparsed_copy(document, exclusive):
+    """Every element, whichever way _document_copy goes (deep copy or its fallback)."""
+    for node in elements(document):
+        assert canonicalize_copy(node, exclusive=exclusive) == _reference_c14n(node, exclusive)
+
+
+def test_the_deep_copy_is_taken_where_it_declares_every_namespace_in_scope():
+    signed_info = next(etree.fromstring(DOCUMENTS[0].encode()).iter("{urn:ds}SignedInfo"))
+    copy = _document_copy(signed_info)
+    assert copy.getparent() is None and copy.tail is None and copy.nsmap == {None: "urn:ds"}
+    assert etree.tostring(copy) == b'<SignedInfo xmlns="urn:ds"><C/></SignedInfo>'
+    unused = etree.fromstring(COPY_DOCUMENTS[6].encode()).find("S")  # xmlns:unused above: not copied
+    assert deepcopy(unused).nsmap == {} and _document_copy(unused).nsmap == {"unused": "urn:u"}

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 from signxml import InvalidInput, SignatureConfiguration, XMLVerifier
-from signxml.algorithms import CanonicalizationMethod
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 
 from gateway.archive import read_package
 from gateway.c14n import self_contained
@@ -30,6 +30,7 @@ from gateway.models import Limits
 from gateway.packaging import make_signed_package
 from gateway.signature import (
     DIGEST_METHODS,
+    IdIndex,
     SIGNATURE_METHODS,
     DetachedVerifier,
     SignatureResult,
@@ -535,12 +536,12 @@ def test_transform_saving_matches_signxmls(algorithm, prefixes):
     assert etree.tostring(document) == before  # read, never edited
 
 
-_ID_DOCUMENT = """<r xmlns:e="urn:e"><a ID="x"/><b e:ID="y"/><c ID="y"/><d Id="x"/><f xml:id="z"/>
-<g ID="%E6%A7%8B"/><h ID="構"/></r>""".encode()
+_ID_DOCUMENT = """<r xmlns:e="urn:e" xmlns:o="urn:o"><a ID="x"/><b e:ID="y"/><c ID="y"/><d Id="x"/><f xml:id="z"/>
+<g ID="%E6%A7%8B"/><h ID="構"/><i e:ID="w" o:ID="w" Id="w"/><j id="v" e:id="v"/></r>""".encode()
 
 
 @pytest.mark.parametrize("uri", ["#x", "#y", "#z", "#none", "##x", "#%E6%A7%8B", "#%E6%A7%8B%25", "#%FF",
-                                 "#xpointer(/)", "#%78pointer(/)", "", "member.pdf", "other.pdf"])
+                                 "#xpointer(/)", "#%78pointer(/)", "", "member.pdf", "other.pdf", "#w", "#v"])
 @pytest.mark.parametrize("id_attributes", [("ID",), ("Id", "ID", "id", "xml:id")])
 def test_reference_lookup_matches_signxmls(uri, id_attributes):
     """The compiled ID lookup selects what signxml's own query selects, and refuses alike
@@ -556,11 +557,14 @@ def test_reference_lookup_matches_signxmls(uri, id_attributes):
             return str(exc)
         return found if isinstance(found, bytes) else root.getroottree().getpath(found)
 
+    indexed = DetachedVerifier({}, id_index=IdIndex.of(root))  # the walk inspect_signature made
     if uri == "#%FF":  # not UTF-8: unresolvable
         assert outcome(DetachedVerifier({}), uri) == f"Unable to resolve reference URI: {uri}"
+        assert outcome(indexed, uri) == f"Unable to resolve reference URI: {uri}"
         return
     expected = outcome(XMLVerifier(), unquote(uri, errors="strict"))
     assert outcome(DetachedVerifier({}), uri) == expected
+    assert outcome(indexed, uri) == expected
     known = {"#x": "/r/a", "#y": "Ambiguous reference URI #y resolved to 2 nodes", "member.pdf": b"%PDF"}
     assert uri not in known or id_attributes != ("ID",) or expected == known[uri]
 
@@ -571,9 +575,7 @@ def _flip_base64(text: str) -> str:
 
 def _key_value(root: etree._Element) -> None:  # a KeyValue that is not the certificate's key
     key_info = sig(root).find(ds("KeyInfo"))
-    rsa_key = etree.SubElement(etree.SubElement(key_info, ds("KeyValue")), ds("RSAKeyValue"))
-    etree.SubElement(rsa_key, ds("Modulus")).text = base64.b64encode(b"\xc3" * 256).decode()
-    etree.SubElement(rsa_key, ds("Exponent")).text = "AQAB"
+    _key_value_of(etree.SubElement(etree.SubElement(key_info, ds("KeyValue")), ds("RSAKeyValue")))
 
 
 _VERIFY_CASES = {
@@ -594,7 +596,18 @@ _VERIFY_CASES = {
     "xml:lang above": (lambda r: r.find("署名情報").set(f"{{{XML_NS}}}lang", "ja"), {}),
     # an entity reference (xmlsafe refuses them; made in the tree here): signxml's path decides
     "entity": (lambda r: None, {"parsed": lambda r: sig(r).find(ds("KeyInfo")).append(etree.Entity("x"))}),
+    # a comment cutting a DigestValue's text (C14N drops it: still validly signed): the
+    # references are read from the verified bytes parsed again, as signxml reads them
+    "comment in SignedInfo": (lambda r: _split_digest_value(manifest_ref(r)), {}),
 }
+
+
+def _split_digest_value(reference: etree._Element) -> None:
+    value = reference.find(ds("DigestValue"))
+    text, value.text = value.text, value.text[:8]
+    comment = etree.Comment(" cut ")
+    comment.tail = text[8:]
+    value.append(comment)
 
 
 @pytest.mark.parametrize("variant", [("inclusive", "raw"), ("exclusive", "percent")])
@@ -626,35 +639,77 @@ def test_verify_saving_matches_signxmls(packages, pki, variant, case):
 
     ours = outcome(DetachedVerifier.verify)
     assert ours == outcome(XMLVerifier.verify)
-    assert (case in ("valid", "xml:lang above")) == isinstance(ours[0], list)
+    assert (case in ("valid", "xml:lang above", "comment in SignedInfo")) == isinstance(ours[0], list)
     assert etree.tostring(document, encoding="UTF-8") == before  # read, never edited
+
+
+@pytest.mark.parametrize("algorithm", list(DigestAlgorithm))
+def test_digest_saving_matches_signxmls(algorithm):
+    for data in (b"", b"x", FORM, PDF):
+        assert DetachedVerifier({})._get_digest(data, algorithm) == XMLVerifier()._get_digest(data, algorithm)
+
+
+@pytest.mark.parametrize("days", [-365 * 20, -1, 0, 1, 365 * 20])
+def test_validity_and_key_value_savings_match_signxmls(pki, days):
+    """The validity check decides (and words its refusal) as signxml's; without a KeyValue or
+    DEREncodedKeyValue there is nothing to match, with one signxml's own method runs."""
+    cert = pki.resident("yamada-taro").cert
+    verifier = DetachedVerifier({})
+    verifier.config = SignatureConfiguration(verification_time=NOW + dt.timedelta(days=days))
+
+    def outcome(check: Callable[..., object]) -> object:
+        try:
+            return check(verifier, cert, "provided x509_cert")
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+
+    assert outcome(DetachedVerifier._check_cert_validity) == outcome(XMLVerifier._check_cert_validity)
+    assert (outcome(DetachedVerifier._check_cert_validity) is None) == (abs(days) < 365)
+    for verify in (DetachedVerifier._match_key_values, XMLVerifier._match_key_values):
+        assert verify(verifier, None, None, cert, None) is None
+    key_value = etree.Element(ds("KeyValue"))
+    _key_value_of(etree.SubElement(key_value, ds("RSAKeyValue")))
+    for verify in (DetachedVerifier._match_key_values, XMLVerifier._match_key_values):
+        with pytest.raises(InvalidInput, match="different public keys"):
+            verify(verifier, key_value, None, cert, SignatureMethod.RSA_SHA256)
+
+
+def _key_value_of(rsa_key: etree._Element) -> None:
+    etree.SubElement(rsa_key, ds("Modulus")).text = base64.b64encode(b"\xc3" * 256).decode()
+    etree.SubElement(rsa_key, ds("Exponent")).text = "AQAB"
 
 
 def test_find_matches_signxmls(packages):
     """The Clark-notation finds return the elements signxml's prefixed finds return."""
     root = etree.fromstring(packages[("exclusive", "raw")][0])
     signature, ours, theirs = sig(root), DetachedVerifier({}), XMLVerifier()
+    listed = DetachedVerifier({})
+    listed._child_maps = {}  # as while verify() reads the Signature in place: children listed once
     signed_info = signature.find(ds("SignedInfo"))
     for element, query in [(signature, "SignedInfo"), (signature, "SignatureValue"), (signature, "ds:KeyInfo"),
                            (signed_info, "CanonicalizationMethod"), (manifest_ref(root), "Transforms"),
                            (manifest_ref(root), "DigestValue"), (signature, "Object"), (signature, "dsig11:X")]:
-        assert ours._find(element, query, require=False) is theirs._find(element, query, require=False)
-        assert ours._findall(element, query) == theirs._findall(element, query)
+        for verifier in (ours, listed):
+            assert verifier._find(element, query, require=False) is theirs._find(element, query, require=False)
+            assert verifier._findall(element, query) == theirs._findall(element, query)
     location = "./署名情報/"
-    assert ours._find(root, "Signature", xpath=location) is theirs._find(root, "Signature", xpath=location)
+    for verifier in (ours, listed):
+        assert verifier._find(root, "Signature", xpath=location) is theirs._find(root, "Signature", xpath=location)
     # Locations along child steps: the first match in document order, as ElementPath's find.
     steps = etree.fromstring(f'<r xmlns:ds="{DS}"><a/><a><b><ds:X n="1"/></b><b><ds:X n="2"/></b></a><ds:X n="3"/>'
                              f'<a><b><ds:X n="4"/></b></a><c><ds:X n="5"/></c></r>'.encode())
     for xpath in ("", "./", "./a/", "./a/b/", "./c/", "./b/", ".//", "./a//", "./*/", "./a[2]/b/"):
         for query in ("X", "ds:X", "Y"):
-            assert ours._find(steps, query, require=False, xpath=xpath) is \
-                theirs._find(steps, query, require=False, xpath=xpath), (xpath, query)
+            for verifier in (ours, listed):
+                assert verifier._find(steps, query, require=False, xpath=xpath) is \
+                    theirs._find(steps, query, require=False, xpath=xpath), (xpath, query)
     for verifier in (ours, theirs):  # signxml's refusal, word for word
         with pytest.raises(InvalidInput, match=r"^Expected to find XML element Object in .*Signature "
                                                r"using XPath ds:Object$"):
             verifier._find(signature, "Object")
     transform = manifest_ref(root).find(f"{ds('Transforms')}/{ds('Transform')}")
     assert ours._get_inclusive_ns_prefixes(transform) == theirs._get_inclusive_ns_prefixes(transform)
+    assert listed._get_inclusive_ns_prefixes(transform) == theirs._get_inclusive_ns_prefixes(transform)
 
 
 # --------------------------------------------------------------------------- independent signers

@@ -445,3 +445,12 @@ def test_no_revocation_checker_says_not_checked(pki, validator):
     status = NoRevocationChecker().check(resident.cert, validator.validate(resident.cert, NOW), NOW)
     assert status.state == "not-checked" and status.source == "none"
     assert dataclasses.is_dataclass(status)
+
+
+@pytest.mark.parametrize("resident", ["yamada-taro", "suzuki-hanako", "yamasaki-jiro"])
+def test_validate_given_the_der_records_the_same(pki, validator, resident):
+    """verify_package hands over the DER it decoded (spares encoding it again): the same record."""
+    cert = pki.resident(resident).cert
+    der = cert.public_bytes(serialization.Encoding.DER)
+    fresh = x509.load_der_x509_certificate(der)
+    assert validator.validate(fresh, NOW, der=der) == validator.validate(cert, NOW)
