@@ -105,7 +105,16 @@ def check_package(package: VerifiedPackage, procedure: Procedure) -> Iterable[Pr
 def check_form(context: FormContext, procedure: Procedure) -> Iterable[Problem]:
     """Add business-rule checks to a procedure's own (e.g. a municipality's extra item).
 
-    :param context: The verified package and its schema-valid form.
+    The form is **read-only**: read ``context.form``, never change it (no text, attribute or
+    child changed, added or removed). The procedure's checks have run before this hook and
+    read the form once for the package (:func:`gateway.validation.once_per_package`, kept for
+    that package and form object); its transform runs after it and reuses that read, which
+    holds the form's elements and the dates already parsed from their text. A change made here
+    would reach the record in part or not at all, and the record would not be what the rules
+    checked. Read items with :func:`gateway.validation.items_of` and
+    :func:`~gateway.validation.text_of` (one pass over a block, no path lookups).
+
+    :param context: The verified package and its schema-valid form (read-only).
     :param procedure: The procedure.
     :returns: Problems found (empty when none).
     """

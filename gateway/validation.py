@@ -39,7 +39,7 @@ from lxml import etree
 from gateway.errors import Problem, SchemaError, StartupError, TransformError, XmlError
 from gateway.models import FormContext, Procedure, TargetRecord, VerifiedPackage
 from gateway.targetxml import BuiltRecord
-from gateway.wareki import JapaneseDate, Precision, parse_date
+from gateway.wareki import GREGORIAN_START, JapaneseDate, Precision, parse_date
 from gateway.xmlsafe import parse_xml
 
 MAX_PROBLEMS = 50
@@ -328,7 +328,8 @@ def once_per_package(read: Callable[[FormContext], T]) -> Callable[[FormContext]
     reads ``context.form`` only. Its result is kept for that package and that form *object*
     while the package is being processed, and dropped with the package (a weak reference, so
     the form goes when the pipeline is done with it); it is never looked up by content, so
-    nothing passes between packages. The gateway never changes a form after parsing it.
+    nothing passes between packages. The gateway never changes a form after parsing it, and
+    neither may a check or a ``check_form`` hook (see :func:`gateway.hookspecs.check_form`).
     """
     kept: dict[int, tuple[weakref.ref[VerifiedPackage], etree._Element, T]] = {}
 
@@ -403,21 +404,34 @@ def date_problem(elem: etree._Element, *, today: dt.date, register_form: bool = 
                  parse: Callable[[str], JapaneseDate] = parse_date) -> Problem | None:
     """Check a date item (Western or 和暦): a real day, within its era, not after ``today``.
 
+    A date before 明治6年1月1日 (1873-01-01, :data:`~gateway.wareki.GREGORIAN_START`) written
+    in Western form (``1800-01-01``) is refused too (``rule-date-era``), register form or not:
+    Japan's Gregorian calendar and the eras the targets write begin that day, so no era can
+    express it (the transform could not write its 和暦), and the register keeps earlier days in
+    the lunisolar 和暦 (``明治5年12月2日``), never as Western dates.
+
     :param register_form: The date is as the resident register records it (birth dates):
         unknown, partial, lunar and non-calendar dates are then accepted, because the public
-        record may legitimately hold them; only out-of-era and unreadable text are refused.
+        record may legitimately hold them; only out-of-era, pre-1873 Western and unreadable
+        text are refused.
     :param parse: :func:`~gateway.wareki.parse_date`, or the package's :class:`Dates`.
     """
     parsed = parse(elem.text or "")
     precision, value = parsed.precision, parsed.value
-    if precision is _DAY:  # the common case, first: only the future is left to check
-        return _date_problem(elem, parsed, "rule-date-future") if value > today else None
+    if precision is _DAY:  # the common case, first: only the future and the pre-Gregorian are left
+        if value > today:
+            return _date_problem(elem, parsed, "rule-date-future")
+        return _date_problem(elem, parsed, _BEFORE_ERAS) if value < GREGORIAN_START else None
     if precision is _OUT_OF_ERA:
         return _date_problem(elem, parsed, "rule-date-era")
     if precision is _UNRECOGNISED or (not register_form and precision in _NOT_CALENDAR_DAYS):
         return _date_problem(elem, parsed, "rule-date-invalid")
     if not register_form:  # not exact (only a DAY is)
         return _date_problem(elem, parsed, "rule-date-incomplete")
+    if parsed.era is None and parsed.year and parsed.year < GREGORIAN_START.year:
+        # A partial Western date wholly before 1873 (``18500000``: 00 marks an unknown part).
+        # Year 0 (``00000000``) is no year at all: a non-calendar date, accepted as before.
+        return _date_problem(elem, parsed, _BEFORE_ERAS)
     if parsed.year and parsed.year > today.year:
         return _date_problem(elem, parsed, "rule-date-future")
     return None
@@ -425,7 +439,11 @@ def date_problem(elem: etree._Element, *, today: dt.date, register_form: bool = 
 
 _DAY, _OUT_OF_ERA, _UNRECOGNISED = Precision.DAY, Precision.OUT_OF_ERA, Precision.UNRECOGNISED
 _NOT_CALENDAR_DAYS = (Precision.NOT_A_DATE, Precision.LUNAR)
+_BEFORE_ERAS = "rule-date-era", "before-gregorian"
+"""The code and message key of a day before 1873-01-01: outside the era system, as out-of-era dates are."""
 _DATE_MESSAGES = {
+    _BEFORE_ERAS: "{name}「{shown}」は明治6年1月1日（1873年1月1日）より前の日付です。"
+                  "太陽暦の施行前の日付は和暦に換算できないため受け付けられません",
     "rule-date-era": "{name}「{shown}」はその元号の期間外の日付です（例: 平成31年5月1日は令和元年5月1日と書きます）",
     "rule-date-invalid": "{name}「{shown}」は暦にない日付です",
     "rule-date-incomplete": "{name} は年月日まで記入してください",
@@ -433,6 +451,7 @@ _DATE_MESSAGES = {
 }
 
 
-def _date_problem(elem: etree._Element, parsed: JapaneseDate, code: str) -> Problem:
-    message = _DATE_MESSAGES[code].format(name=etree.QName(elem).localname, shown=parsed.original.strip())
-    return problem_at(elem, message, code)
+def _date_problem(elem: etree._Element, parsed: JapaneseDate, kind: str | tuple[str, str]) -> Problem:
+    """``kind``: a code, or ``(code, message key)`` where one code has several messages."""
+    message = _DATE_MESSAGES[kind].format(name=etree.QName(elem).localname, shown=parsed.original.strip())
+    return problem_at(elem, message, kind if isinstance(kind, str) else kind[0])

@@ -176,3 +176,107 @@ def test_record_is_utf8_xml_named_after_the_arrival_and_procedure() -> None:
     assert "<名>見本</名>".encode() in record.content
     assert (record.filename, record.media_type, record.target, record.schema) == (
         "202611280000012345_example-01.xml", "application/xml", "example", schema)
+
+
+# --------------------------------------------------------------------------- templates
+
+
+class _OneByOne(TargetBuilder):
+    """The builder as it was before templates: every element made in place by etree.SubElement.
+
+    Only how elements are made is overridden; the bytes must be the same either way.
+    """
+
+    def root(self, name: str, version: str = "1") -> etree._Element:
+        return etree.Element(self._target + name, {"版": version}, nsmap={None: self.target_namespace})
+
+    def add_all(self, parent: etree._Element, items) -> None:  # type: ignore[no-untyped-def]
+        for name, text in items:
+            etree.SubElement(parent, self._target + name).text = text
+
+    def _add_block(self, parent, name, items, attribute=None):  # type: ignore[no-untyped-def]
+        block = etree.SubElement(parent, self._target + name, None if attribute is None else dict([attribute]))
+        self.add_all(block, items)
+        return block
+
+
+ODD_TEXTS = ("", " 前後の空白 ", "a&b<c>d\"e'f", "]]>", "改行\r\nと\tタブ", "𠮷野家🍣", "&amp;", "\u3000")
+
+
+def _build(builder: TargetBuilder, parent: etree._Element, salt: str = "") -> etree._Element:
+    """Every way the builder adds elements, with texts that need escaping."""
+    attachments = (AttachmentInfo("別居監護申立書" + salt, "a&b.pdf", "application/pdf"),
+                   AttachmentInfo("<写し>", "b.png", "image/png"))
+    ctx = context(applied_at=dt.datetime(2026, 11, 28, 10, 15, tzinfo=JST), attachments=attachments)
+    builder.add_management(parent, ctx)
+    for written in ("令和8年11月28日", " 1988-04-15 ", "令和2年3月", "年月日不詳", "平成31年5月1日"):
+        builder.add_date(parent, "日付", written)
+    block = builder.add(parent, "申請者")
+    builder.copy(block, {f"項目{i}": text + salt for i, text in enumerate(ODD_TEXTS)},
+                 *(f"項目{i}" for i in range(len(ODD_TEXTS))), ("項目0", "改名"), "ない項目")
+    builder.add_all(block, [])
+    builder.add_all(block, [("同名", "一"), ("同名", "二"), ("空", "")])
+    builder.add_block(parent, "連絡先", {"電話番号": "03" + salt, "メモ": "x"}, "電話番号", "メモ", as_name="連絡")
+    builder.add_block(parent, "空の連絡先", {}, "電話番号")
+    builder.copy_block(parent, etree.fromstring(FORM), "申請者", "氏名", ("フリガナ", "カナ"), "電話番号")
+    builder.add_attachments(parent, ctx)
+    builder.add_attachments(parent, context())
+    return parent
+
+
+@pytest.mark.parametrize("make_parent", [
+    lambda b: b.root("データ", "2"),                                             # as transforms do
+    lambda b: etree.SubElement(b.root("データ"), f"{{{TARGET_NS}}}中"),             # deeper
+    lambda b: etree.Element("素"),                                               # no namespace declared
+    lambda b: etree.Element(f"{{{TARGET_NS}}}接頭辞", nsmap={"t": TARGET_NS}),     # the target ns with a prefix
+    lambda b: etree.Element("{urn:other}他", nsmap={None: "urn:other"}),          # another default namespace
+    lambda b: etree.SubElement(etree.Element("{urn:other}他", nsmap={"t": TARGET_NS}), "{urn:other}子"),
+], ids=["root", "nested", "plain", "prefixed", "other-default", "prefixed-above"])
+def test_templates_make_the_same_bytes_as_elements_made_one_by_one(make_parent) -> None:  # type: ignore[no-untyped-def]
+    new, old = TargetBuilder(TARGET_NS, FORM_NS), _OneByOne(TARGET_NS, FORM_NS)
+    for salt in ("", "2"):  # the second time from templates made the first time
+        expected = etree.tostring(_build(old, make_parent(old), salt).getroottree(), encoding="UTF-8")
+        assert etree.tostring(_build(new, make_parent(new), salt).getroottree(), encoding="UTF-8") == expected
+    assert etree.tostring(new.root("データ")) == etree.tostring(old.root("データ"))
+
+
+def test_templates_past_the_limit_are_made_for_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway import targetxml
+
+    monkeypatch.setattr(targetxml, "TEMPLATES_PER_THREAD", 2)
+    new, old = TargetBuilder(TARGET_NS, FORM_NS), _OneByOne(TARGET_NS, FORM_NS)
+    for _ in range(2):
+        assert (etree.tostring(_build(new, new.root("データ")))
+                == etree.tostring(_build(old, old.root("データ"))))
+    assert len(new._templates()) == 2
+
+
+def test_a_template_is_never_part_of_a_record_and_keeps_no_text() -> None:
+    builder = TargetBuilder(TARGET_NS, FORM_NS)
+    first = _build(builder, builder.root("データ"), "一回目")
+    second = _build(builder, builder.root("データ"), "二回目")
+    assert b"\xe4\xb8\x80\xe5\x9b\x9e\xe7\x9b\xae" not in etree.tostring(second)  # 一回目
+    assert etree.tostring(first) != etree.tostring(second)
+    for template in builder._templates().values():
+        assert all(elem.text is None for elem in template.iter()) and template.getparent() is None
+        assert all(value == "" for elem in template.iter() for value in elem.attrib.values())
+
+
+def test_one_builder_in_many_threads_makes_the_same_records() -> None:
+    import threading
+
+    builder, reference = TargetBuilder(TARGET_NS, FORM_NS), _OneByOne(TARGET_NS, FORM_NS)
+    expected = {str(n): etree.tostring(_build(reference, reference.root("データ"), str(n))) for n in range(8)}
+    wrong: list[str] = []
+
+    def work(n: int) -> None:
+        for _ in range(40):
+            if etree.tostring(_build(builder, builder.root("データ"), str(n))) != expected[str(n)]:
+                wrong.append(str(n))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []

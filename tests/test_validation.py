@@ -42,7 +42,7 @@ from gateway.validation import (
     validate_form,
     validate_target,
 )
-from gateway.wareki import Precision, parse_date
+from gateway.wareki import JapaneseDate, Precision, parse_date
 from gateway.xmlsafe import parse_xml
 from tests.test_wareki_golden import corpus
 
@@ -327,6 +327,22 @@ def test_has_attachment_matches_keywords_after_normalisation() -> None:
     ("明治5年1月1日", True, None),
     ("令和9年", True, "rule-date-future"),
     ("そのうち", True, "rule-date-invalid"),
+    # Before 明治6年1月1日 (1873-01-01) no era can express a Western date: refused, register or not.
+    ("1873-01-01", False, None),
+    ("1873-01-01", True, None),
+    ("1872-12-31", False, "rule-date-era"),
+    ("1872-12-31", True, "rule-date-era"),
+    ("1800-01-01", True, "rule-date-era"),
+    ("0001-01-01", False, "rule-date-era"),
+    ("1872-12-31+09:00", True, "rule-date-era"),
+    ("18721231", True, "rule-date-era"),
+    ("18720000", True, "rule-date-era"),      # partial, but wholly before 1873
+    ("18720000", False, "rule-date-incomplete"),
+    ("18730000", True, None),
+    ("118700101", True, "rule-date-era"),      # the certificate's EYYYYMMDD: 明治 + 1870-01-01
+    ("00000000", True, None),                # year 0: no year, a non-calendar date as before
+    ("明治5年12月2日", True, None),           # the register's lunisolar date, in 和暦: accepted as before
+    ("明治5年12月2日", False, "rule-date-invalid"),
 ])
 def test_date_problem(text: str, register: bool, code: str | None) -> None:
     elem = etree.fromstring(f"<生年月日>{text}</生年月日>")
@@ -354,9 +370,19 @@ def _date_problem_as_first_written(elem: etree._Element, *, today: dt.date, regi
     return None
 
 
+def _before_1873_in_western_form(parsed: JapaneseDate, *, register_form: bool) -> bool:
+    """What the first definition let through and the transform could not write (era_of raised)."""
+    if parsed.value is not None:
+        return parsed.value < dt.date(1873, 1, 1)
+    return register_form and parsed.era is None and 1 <= (parsed.year or 0) <= 1872
+
+
 def test_date_problem_agrees_with_its_first_definition_on_every_form() -> None:
+    """The same as the first definition, but that a Western date before 1873 it let through
+    (and the transform then failed on) is now refused as outside the era system."""
     elem = etree.fromstring("<生年月日/>")
     dates = Dates()
+    refused_now = 0
     for text in corpus():
         if any(ord(ch) < 0x20 and ch not in "\t\n\r" for ch in text):
             continue
@@ -364,8 +390,27 @@ def test_date_problem_agrees_with_its_first_definition_on_every_form() -> None:
         for today in (dt.date(2026, 11, 28), dt.date(2019, 4, 30), dt.date(1989, 1, 7)):
             for register_form in (False, True):
                 expected = _date_problem_as_first_written(elem, today=today, register_form=register_form)
+                if expected is None and _before_1873_in_western_form(parse_date(text), register_form=register_form):
+                    refused_now += 1
+                    expected = problem_at(elem, f"生年月日「{text.strip()}」は明治6年1月1日（1873年1月1日）より前の日付です。"
+                                                "太陽暦の施行前の日付は和暦に換算できないため受け付けられません",
+                                          "rule-date-era")
                 assert date_problem(elem, today=today, register_form=register_form) == expected, text
                 assert date_problem(elem, today=today, register_form=register_form, parse=dates) == expected, text
+    assert refused_now >= 30  # 1868-01-25, 1872-12-31, 0001-01-01 in every form, both kinds of item
+
+
+def test_no_date_date_problem_accepts_makes_the_transform_fail() -> None:
+    """Whatever date the rules let through, the transform can write (the bug: 1800-01-01)."""
+    builder = TargetBuilder("urn:test:target:1", NS)
+    elem = etree.fromstring("<生年月日/>")
+    for text in corpus():
+        if any(ord(ch) < 0x20 and ch not in "\t\n\r" for ch in text):
+            continue
+        elem.text = text
+        for register_form in (False, True):
+            if date_problem(elem, today=dt.date(2026, 11, 28), register_form=register_form) is None:
+                builder.add_date(etree.Element("r"), "生年月日", text)  # raises if it cannot
 
 
 # --------------------------------------------------------------------------- reading a form once

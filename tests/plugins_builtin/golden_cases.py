@@ -11,6 +11,16 @@ optional parts.
 Regenerate only on purpose (an intended change of output), with the code the change is to::
 
     .venv/bin/python -m tests.plugins_builtin.golden_cases
+
+Intended changes since the rewrite (each checked to be the only difference when regenerated):
+
+* Western dates before 明治6年1月1日 (1873-01-01): ``1800-01-01`` and ``0001-01-01`` used to
+  pass every rule, and the transform then raised ``ValueError`` (no era can express them), which
+  left a schema-valid application in ``validated``. Every date item now refuses them with
+  ``rule-date-era``; the entries gained exactly that problem and nothing else. The transform is
+  still run here and still fails on them (pinned, so that a change shows); the pipeline no
+  longer reaches it (:func:`test_golden.test_the_rules_refuse_what_the_transform_cannot_take`).
+  ``1872-12-31`` and the ``claimant-birth-*`` / ``age-*`` cases before 1873 were added with it.
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ WESTERN_DATES = (
     "2019-05-01", "2008-11-28", "2008-11-29", "2008-04-01", "2008-04-02", "2007-04-01",
     "2010-02-28", "2008-02-29", "2026-11-28", "2026-11-29", "2026-11-28Z", "2026-11-28+09:00",
     "1800-01-01", "0001-01-01", " 2026-11-28 ", "\t2008-11-28\n",
+    "1872-12-31",  # added with the refusal of Western dates before 1873 (see above)
 )
 DATES = ERA_DATES + WESTERN_DATES
 
@@ -162,6 +173,10 @@ def childcare_cases() -> Iterator[Case]:
     yield Case("odd-attachment-titles", m.SAMPLES.form(two), {
         "a.pdf": ("ｹﾝｺｳ保険の資格を確認できる書類 <写し> & 他", "application/pdf", b"%PDF"),
         "b.png": ("別居監護申立書", "image/png", b"png")})
+    # The claimant's birth date alone (the children's keep the rules' other checks quiet):
+    # before 1873 it was the one refusal no other rule made for it.
+    for date in ("1800-01-01", "1872-12-31", "1873-01-01"):
+        yield Case(f"claimant-birth-{date}", _form(m, two, set_text(m, "f:請求者/f:生年月日", date)), both)
     for i, date in enumerate(DATES):
         yield Case(f"claim-date-{i:02d}-{date}", _form(m, two, set_text(m, "f:請求年月日", date)), both)
         yield Case(f"birth-dates-{i:02d}-{date}", _form(m, two, set_text(m, ".//f:生年月日", date)), both)
@@ -227,7 +242,8 @@ def care_cases() -> Iterator[Case]:
     for i, date in enumerate(DATES):
         yield Case(f"application-date-{i:02d}-{date}", _form(m, first, set_text(m, "f:申請年月日", date)), {})
         yield Case(f"birth-date-{i:02d}-{date}", _form(m, second, set_text(m, "f:被保険者/f:生年月日", date)), medical)
-    for age_day in ("1961-11-28", "1961-11-29", "1986-11-28", "1986-11-29", "1960-02-29", "昭和36年11月29日"):
+    for age_day in ("1961-11-28", "1961-11-29", "1986-11-28", "1986-11-29", "1960-02-29", "昭和36年11月29日",
+                    "1800-01-01", "1872-12-31", "1873-01-01"):  # 第1号 at 153 or more: only the date refuses
         yield Case(f"age-{age_day}", _form(m, second, set_text(m, "f:被保険者/f:生年月日", age_day)), medical)
         yield Case(f"age-first-{age_day}", _form(m, first, set_text(m, "f:被保険者/f:生年月日", age_day)), {})
 

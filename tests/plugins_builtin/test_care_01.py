@@ -94,6 +94,24 @@ def test_category_follows_the_legal_age_on_the_application_date(born: str, categ
     assert [p.code for p in problems_for(form_xml, SAMPLES.attachments(variant))] == codes
 
 
+@pytest.mark.parametrize("variant", ["valid-first-category", "valid-second-category-wareki"])
+@pytest.mark.parametrize("born", ["1872-12-31", "1800-01-01"])
+def test_a_western_birth_date_before_1873_is_refused_as_outside_the_eras(variant: str, born: str) -> None:
+    """Schema-valid, but no era can express it: refused by the rules, never left to the transform
+    (as 第1号 at 153 or more, no other rule refused it)."""
+    found = problems_for(with_birth_date(variant, born), SAMPLES.attachments(variant))
+    assert [(p.code, p.path) for p in found if p.code == "rule-date-era"] == [
+        ("rule-date-era", "/要介護認定申請書/被保険者/生年月日")]
+    assert {p.code for p in found} <= {"rule-date-era", "rule-insured-category"}
+
+
+def test_a_western_application_date_before_1873_is_refused() -> None:
+    valid = SAMPLES.form("valid")
+    start = valid.index("<申請年月日>".encode()) + len("<申請年月日>".encode())
+    form_xml = valid[:start] + b"1872-12-31" + valid[valid.index("</申請年月日>".encode()):]
+    assert [(p.code, p.path) for p in problems_for(form_xml)] == [("rule-date-era", "/要介護認定申請書/申請年月日")]
+
+
 def test_insurer_check_digit_is_opt_in() -> None:
     form_xml = SAMPLES.form("valid").replace(b">131011<", b">131012<")
     assert problems_for(form_xml) == []

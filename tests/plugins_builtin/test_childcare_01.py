@@ -142,6 +142,52 @@ def test_attachment_titles_match_by_keyword() -> None:
     assert problems_for(SAMPLES.form(), attachments) == []
 
 
+@pytest.mark.parametrize("item,old,path", [
+    ("請求年月日", "2026-11-28", "/認定請求書/請求年月日"),
+    ("生年月日", "1980-04-15", "/認定請求書/請求者/生年月日"),   # no other rule reads it
+    ("生年月日", "2015-06-01", "/認定請求書/児童[1]/生年月日"),
+])
+@pytest.mark.parametrize("day", ["1872-12-31", "1800-01-01", "0001-01-01"])
+def test_a_western_date_before_1873_is_refused_as_outside_the_eras(item: str, old: str, path: str, day: str) -> None:
+    """Schema-valid, but no era can express it: refused by the rules, never left to the transform."""
+    form_xml = SAMPLES.form().replace(f"<{item}>{old}<".encode(), f"<{item}>{day}<".encode())
+    found = [(p.code, p.path) for p in problems_for(form_xml, SAMPLES.attachments())]
+    assert ("rule-date-era", path) in found
+    assert {code for code, _ in found} <= {"rule-date-era", "rule-child-age"}
+    problem = next(p for p in problems_for(form_xml, SAMPLES.attachments()) if p.code == "rule-date-era")
+    assert problem.message == (f"{item}「{day}」は明治6年1月1日（1873年1月1日）より前の日付です。"
+                               "太陽暦の施行前の日付は和暦に換算できないため受け付けられません")
+    first_day = SAMPLES.form().replace(f"<{item}>{old}<".encode(), f"<{item}>1873-01-01<".encode())
+    assert "rule-date-era" not in [p.code for p in problems_for(first_day, SAMPLES.attachments())]
+
+
+def test_a_birth_date_before_1873_is_refused_by_the_pipeline_not_left_validated(app, pki) -> None:
+    """The bug: 1800-01-01 passed every rule, the transform failed, the application stayed in `validated`."""
+    from dataclasses import replace
+
+    from gateway.errors import RuleError
+    from gateway.pipeline import Pipeline
+    from gateway.plugins import Plugins, make_plugin_manager
+    from gateway.samples import make_sample_package, sample_for
+    from gateway.store import Store
+
+    config = app.config
+    plugins = Plugins(make_plugin_manager(config), config)
+    store = Store(config["DATABASE_URL"], on_transition=plugins.state_changed)
+    store.upgrade()
+    pipeline = Pipeline.from_config(config, plugins, store)
+    sample = sample_for(config, "childcare-01")
+    sample = replace(sample, form_xml=sample.form_xml.replace(b">1980-04-15<", b">1800-01-01<"))
+    package = make_sample_package(config, "childcare-01", sample, pki_dir=pki.directory,
+                                  arrival_number="202611280000099001")
+    with pytest.raises(RuleError) as caught:
+        pipeline.intake(package, source="test")
+    assert [(p.code, p.path) for p in caught.value.problems] == [("rule-date-era", "/認定請求書/請求者/生年月日")]
+    view = store.get_application("202611280000099001")
+    assert view.state == "refused" and not view.records
+    assert view.application.error_code == "rule-violation"
+
+
 def test_neither_account_nor_public_account_is_refused() -> None:
     form_xml = SAMPLES.form("valid-minimal-wareki").replace(
         "<公金受取口座を利用>true</公金受取口座を利用>".encode(), "<公金受取口座を利用>false</公金受取口座を利用>".encode())
