@@ -41,6 +41,10 @@ _MAX_NAME_BYTES = 255
 _FORBIDDEN_NAME_CHAR = re.compile(r"[\\:#?\x00-\x1f\x7f]")
 _DOT_OR_EMPTY_SEGMENT = re.compile(r"(?:\A|/)\.{0,2}(?:/|\Z)")
 """A path segment that is empty (a leading, doubled or trailing ``/``), ``.`` or ``..``."""
+_BAD_NAME = re.compile(f"{_FORBIDDEN_NAME_CHAR.pattern}|{_DOT_OR_EMPTY_SEGMENT.pattern}")
+"""Either of the two above: one search clears a good name (every name of every package)."""
+_MAX_CHARS_WITHIN_NAME_BYTES = _MAX_NAME_BYTES // 4
+"""No name of this many characters or fewer can exceed :data:`_MAX_NAME_BYTES` in UTF-8."""
 _FILE_TYPES = frozenset({0, stat.S_IFREG})
 """Unix file types a member may declare (none, or a regular file)."""
 _ARCHIVE_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08", b"\x1f\x8b", b"7z\xbc\xaf\x27\x1c",
@@ -103,7 +107,7 @@ def _check_entries(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
         name = info.orig_filename
         if not (info.flag_bits & _UTF8_FLAG or name.isascii()):
             raise PackageError(f"ファイル名が UTF-8 ではありません: {name!r}", code="package-filename-encoding")
-        _check_name(info)
+        _check_name(info, name)
         if name in seen:
             raise PackageError(f"同じ名前のメンバーが複数あります: {name}", code="package-duplicate-name")
         seen.add(name)
@@ -119,18 +123,20 @@ def _check_entries(infos: list[zipfile.ZipInfo], limits: Limits) -> None:
             raise PackageTooLarge("展開後の合計サイズが上限を超えています", code="package-too-large")
 
 
-def _check_name(info: zipfile.ZipInfo) -> None:
-    name = info.orig_filename
+def _check_name(info: zipfile.ZipInfo, name: str) -> None:
+    """``name``: ``info.orig_filename``."""
     mode = info.external_attr >> 16
     if info.create_system == 3 and stat.S_ISLNK(mode):
         raise PackageError(f"シンボリックリンクは受け付けません: {name}", code="package-symlink")
     problem = ""
     if name != info.filename or not name:
         problem = "NUL 文字を含むか空です"
-    elif info.is_dir() or info.external_attr & _DOS_DIRECTORY or stat.S_IFMT(mode) not in _FILE_TYPES:
-        problem = "ディレクトリまたは通常ファイル以外です"
-    elif len(name.encode("utf-8")) > _MAX_NAME_BYTES:
+    elif name[-1] == "/" or info.external_attr & _DOS_DIRECTORY or stat.S_IFMT(mode) not in _FILE_TYPES:
+        problem = "ディレクトリまたは通常ファイル以外です"  # name[-1] == "/": info.is_dir()
+    elif len(name) > _MAX_CHARS_WITHIN_NAME_BYTES and len(name.encode("utf-8")) > _MAX_NAME_BYTES:
         problem = "長すぎます"
+    elif not _BAD_NAME.search(name):
+        return
     elif _FORBIDDEN_NAME_CHAR.search(name):
         problem = "使用できない文字（\\ : # ? 制御文字）を含みます"
     elif _DOT_OR_EMPTY_SEGMENT.search(name):
@@ -153,7 +159,10 @@ def _check_layout(data: bytes, infos: list[zipfile.ZipInfo], central_directory_a
             raise PackageError(f"ZIP のヘッダーが壊れています: {info.orig_filename}", code="package-corrupt")
         magic, _, flags, method, _, _, _, _, _, name_len, extra_len = _LOCAL_HEADER.unpack(header)
         raw_name = data[start + _LOCAL_HEADER.size:start + _LOCAL_HEADER.size + name_len]
-        central_name = info.orig_filename.encode("utf-8" if info.flag_bits & _UTF8_FLAG else "cp437")
+        # The central directory's bytes: UTF-8, or CP437 without the flag, where _check_entries
+        # has let only ASCII names through, which CP437 encodes as UTF-8 does (without a codec
+        # lookup and a Python-level encoder: "cp437" costs more than the rest of the loop).
+        central_name = info.orig_filename.encode("utf-8")
         if (magic != _LOCAL_MAGIC or raw_name != central_name or method != info.compress_type
                 or (flags ^ info.flag_bits) & (_ENCRYPTED_FLAGS | _UTF8_FLAG)):
             raise PackageError(f"ローカルヘッダーと中央ディレクトリが一致しません: {info.orig_filename}",

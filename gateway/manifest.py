@@ -40,27 +40,27 @@ def parse_manifest(root: etree._Element) -> Manifest:
     :raises MunicipalityError: ``municipality-code-invalid``.
     """
     if root.tag != MANIFEST_TAG:
-        raise _error("structure", f"構成情報 要素ではありません（{root.tag}）")
+        raise _structure(f"構成情報 要素ではありません（{root.tag}）")
     top = _children(root)
     admin = _children(_one(top, "管理情報"))
     arrival_number = _text(admin, "到達番号")
     if not check_arrival_number(arrival_number):
-        raise _error("arrival-number", "到達番号は16～18桁の数字です")
+        raise _invalid("到達番号は16～18桁の数字です")
     procedure_code = _text(admin, "手続ID")
     if not _PROCEDURE_CODE.fullmatch(procedure_code):
-        raise _error("procedure", f"手続ID の形式が不正です: {procedure_code!r}")
+        raise _invalid(f"手続ID の形式が不正です: {procedure_code!r}")
     municipality_code = _text(admin, "提出先団体コード")
     if not check_municipality_code(municipality_code):
         raise MunicipalityError(f"提出先団体コードが不正です（検査数字）: {municipality_code!r}",
                                 code="municipality-code-invalid")
     kind = _text(admin, "申請種別")
     if kind not in APPLICATION_KINDS:
-        raise _error("kind", f"申請種別が不正です: {kind!r}")
+        raise _invalid(f"申請種別が不正です: {kind!r}")
     original = _text(admin, "初回到達番号", required=False)
     if kind == "新規申請" and original:
-        raise _error("original-arrival-number", "新規申請に初回到達番号は指定できません")
+        raise _invalid("新規申請に初回到達番号は指定できません")
     if kind != "新規申請" and not check_arrival_number(original):
-        raise _error("original-arrival-number", f"{kind}には初回到達番号（16～18桁の数字）が必要です")
+        raise _invalid(f"{kind}には初回到達番号（16～18桁の数字）が必要です")
     form = _children(_one(top, "申請書属性情報"))
     attachments = tuple(_attachment(node) for node in top.get("添付書類属性情報", ()))
     manifest = Manifest(
@@ -100,20 +100,32 @@ def peek_arrival_number(kousei: etree._Element | None) -> str | None:
     """
     if kousei is None or kousei.tag != "DataRoot":
         return None
-    found = kousei.findall(f"{MANIFEST_TAG}/管理情報/到達番号")
-    if len(found) != 1 or len(found[0]):
+    # kousei.findall("構成情報/管理情報/到達番号") must find exactly one: the same child steps
+    # (iterchildren by tag is what ElementPath runs for each step), without its machinery.
+    found = None
+    for manifest in kousei.iterchildren(MANIFEST_TAG):
+        for admin in manifest.iterchildren("管理情報"):
+            for number in admin.iterchildren("到達番号"):
+                if found is not None:
+                    return None
+                found = number
+    if found is None or len(found):
         return None
-    value = (found[0].text or "").strip(_XML_SPACE)
+    value = (found.text or "").strip(_XML_SPACE)
     return value if check_arrival_number(value) else None
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _error(what: str, detail: str) -> PackageError:
-    """``what`` is "structure" or the field at fault (the detail names it in Japanese)."""
-    code = "package-manifest-structure" if what == "structure" else "package-manifest-invalid"
-    return PackageError(f"構成情報: {detail}", code=code)
+def _structure(detail: str) -> PackageError:
+    """An element missing, repeated, empty or with children where a value belongs."""
+    return PackageError(f"構成情報: {detail}", code="package-manifest-structure")
+
+
+def _invalid(detail: str) -> PackageError:
+    """A value out of its domain (the detail names the field in Japanese)."""
+    return PackageError(f"構成情報: {detail}", code="package-manifest-invalid")
 
 
 def _children(parent: etree._Element) -> dict[Any, list[etree._Element]]:
@@ -132,10 +144,10 @@ def _one(children: Mapping[Any, list[etree._Element]], tag: str, *,
          required: bool = True) -> etree._Element | None:
     found = children.get(tag, ())
     if len(found) > 1:
-        raise _error("structure", f"{tag} が複数あります")
+        raise _structure(f"{tag} が複数あります")
     if not found:
         if required:
-            raise _error("structure", f"{tag} がありません")
+            raise _structure(f"{tag} がありません")
         return None
     return found[0]
 
@@ -144,16 +156,16 @@ def _text(children: Mapping[Any, list[etree._Element]], tag: str, *, required: b
     found = children.get(tag)  # _one, inline: ~20 values a manifest
     if not found:
         if required:
-            raise _error("structure", f"{tag} がありません")
+            raise _structure(f"{tag} がありません")
         return ""
     if len(found) > 1:
-        raise _error("structure", f"{tag} が複数あります")
+        raise _structure(f"{tag} が複数あります")
     node = found[0]
     if len(node):
-        raise _error("structure", f"{tag} に子要素があります")
+        raise _structure(f"{tag} に子要素があります")
     value = (node.text or "").strip(_XML_SPACE)
     if required and not value:
-        raise _error("structure", f"{tag} が空です")
+        raise _structure(f"{tag} が空です")
     return value
 
 
@@ -161,9 +173,9 @@ def _applied_at(value: str) -> dt.datetime:
     try:
         when = dt.datetime.fromisoformat(value)
     except ValueError as exc:
-        raise _error("applied-at", f"申請日時の形式が不正です: {value!r}") from exc
+        raise _invalid(f"申請日時の形式が不正です: {value!r}") from exc
     if when.tzinfo is None or "T" not in value:
-        raise _error("applied-at", "申請日時には日時と時差（例 +09:00）が必要です")
+        raise _invalid("申請日時には日時と時差（例 +09:00）が必要です")
     return when
 
 
@@ -179,7 +191,7 @@ def _attachment(node: etree._Element) -> AttachmentInfo:
     items = _children(node)
     media_type = _text(items, "メディア型")
     if media_type not in ATTACHMENT_MEDIA_TYPES:
-        raise _error("media-type", f"添付書類のメディア型は PDF・JPEG・PNG のみです: {media_type!r}")
+        raise _invalid(f"添付書類のメディア型は PDF・JPEG・PNG のみです: {media_type!r}")
     return AttachmentInfo(title=_text(items, "添付書類名称"), filename=_text(items, "添付書類ファイル名称"),
                           media_type=media_type)
 
@@ -187,6 +199,6 @@ def _attachment(node: etree._Element) -> AttachmentInfo:
 def _check_file_names(manifest: Manifest) -> None:
     names = manifest_file_names(manifest)
     if len(set(names)) != len(names):
-        raise _error("file-name", "同じファイル名称が複数回指定されています")
+        raise _invalid("同じファイル名称が複数回指定されています")
     if MANIFEST_MEMBER in names:
-        raise _error("file-name", f"{MANIFEST_MEMBER} は申請書・添付書類の名称に使えません")
+        raise _invalid(f"{MANIFEST_MEMBER} は申請書・添付書類の名称に使えません")

@@ -31,13 +31,18 @@ def attachment_problem(media_type: str, data: bytes) -> str | None:
         return "先頭がメディア型の形式と一致しません"
     if not ends_well(data):
         return "末尾がメディア型の形式と一致しません（後ろに別のデータが付いています）"
-    if _ZIP_END_RECORD in data[-_ZIP_END_WINDOW:]:
+    if _in_tail(_ZIP_END_RECORD, data, _ZIP_END_WINDOW):
         return "ZIP アーカイブを含んでいます（複数の形式として読めるファイルは受け付けません）"
     return None
 
 
+def _in_tail(needle: bytes, data: bytes, window: int) -> bool:
+    """``needle in data[-window:]``, without copying the tail (up to 64 KiB) first."""
+    return data.find(needle, max(0, len(data) - window)) != -1
+
+
 def _pdf_ends_well(data: bytes) -> bool:
-    return b"%%EOF" in data[-_PDF_TRAILER_WINDOW:]
+    return _in_tail(b"%%EOF", data, _PDF_TRAILER_WINDOW)
 
 
 def _jpeg_ends_well(data: bytes) -> bool:

@@ -220,7 +220,9 @@ class Pipeline:
         identity = self.identity.identify(verified, procedure, context)
         verified_step = _verified_step(verified, identity)
         flags = tuple(verified_step.fields["flags"])
-        context = replace(context, address_number=identity.address_number)
+        # What dataclasses.replace(context, address_number=…) makes, without its field walk.
+        context = FormContext(package=context.package, form=context.form, settings=context.settings,
+                              address_number=identity.address_number)
         validated_step = Step("validated", "様式・業務ルールを検証しました")
         try:
             record = self.transform(procedure, context)
@@ -236,7 +238,7 @@ class Pipeline:
         self.store.queue_delivery(
             app_id, record=record, channel=channel, plugin=procedure.code,
             plugin_version=procedure.plugin_version, actor="system",
-            steps_before=[verified_step, validated_step])
+            steps_before=[verified_step, validated_step], read_back=False)
         return Receipt(arrival_number, "queued", procedure.code, received_at, flags=flags)
 
     # ------------------------------------------------------------------ steps (also used by `gateway verify`)

@@ -115,29 +115,28 @@ class Plugins:
             raise StartupError(f"連携チャネル {name!r} が登録されていません")
         return name
 
-    # The hooks below run per package (state_changed per transition) and most gateways implement
-    # none of them: a hook without implementations returns nothing, and is not called at all
-    # (pluggy's call machinery costs several µs even then).
-
     def check_package(self, package: VerifiedPackage, procedure: Procedure) -> list[Problem]:
-        hook = self.pm.hook.check_package
-        if not hook.get_hookimpls():
-            return []
-        return [p for found in hook(package=package, procedure=procedure) for p in found or ()]
+        return [p for found in self._call("check_package", package=package, procedure=procedure) for p in found or ()]
 
     def check_form(self, context: FormContext, procedure: Procedure) -> list[Problem]:
-        hook = self.pm.hook.check_form
-        if not hook.get_hookimpls():
-            return []
-        return [p for found in hook(context=context, procedure=procedure) for p in found or ()]
+        return [p for found in self._call("check_form", context=context, procedure=procedure) for p in found or ()]
 
     def state_changed(self, arrival_number: str, old: str | None, new: str, actor: str, reason: str) -> None:
         try:
-            hook = self.pm.hook.application_state_changed
-            if hook.get_hookimpls():
-                hook(arrival_number=arrival_number, old_state=old, new_state=new, actor=actor, reason=reason)
+            self._call("application_state_changed", arrival_number=arrival_number, old_state=old, new_state=new,
+                       actor=actor, reason=reason)
         except Exception:  # an event listener must never undo a recorded transition
             log.exception("application_state_changed listener failed for %s", arrival_number)
+
+    def _call(self, hook_name: str, **kwargs: Any) -> list[Any]:
+        """The results of hook ``hook_name``'s implementations, as pluggy calls them.
+
+        These hooks run per package (state_changed per transition) and most gateways implement
+        none of them: a hook without implementations is not called at all (pluggy's call
+        machinery costs several µs even then) and returns no results.
+        """
+        hook = getattr(self.pm.hook, hook_name)
+        return hook(**kwargs) if hook.get_hookimpls() else []
 
     def list_plugins(self) -> list[dict[str, Any]]:
         """Every registered plugin with its hooks and, for entry points, its distribution."""

@@ -112,6 +112,8 @@ def test_bad_member_names(name):  # case 58
 @pytest.mark.parametrize("name, problem", [
     ("dir/", "ディレクトリまたは通常ファイル以外です"),
     ("x" * 256, "長すぎます"),
+    ("あ" * 86, "長すぎます"),  # 258 bytes in UTF-8
+    ("\U0001f600" * 64, "長すぎます"),  # 64 characters, 256 bytes
     ("a\x7f.pdf", "使用できない文字"),
     ("a/../b:c.pdf", "使用できない文字"),  # the characters are judged before the segments
     ("a/./b.pdf", "絶対パスまたは . / .. を含みます"),
@@ -128,14 +130,24 @@ def test_the_name_patterns_are_their_plain_definitions():
     forbidden = frozenset("\\:#?") | {chr(c) for c in range(0x20)} | {"\x7f"}
     for code in range(0x110000):
         assert bool(archive._FORBIDDEN_NAME_CHAR.search(f"a{chr(code)}b")) == (chr(code) in forbidden)
+        # _BAD_NAME, which clears good names in one search, is the two patterns together.
+        assert bool(archive._BAD_NAME.search(f"a{chr(code)}b")) == (chr(code) in forbidden)
     for length in range(8):
         for letters in itertools.product("a./\n", repeat=length):
             name = "".join(letters)
             plain = name.startswith("/") or any(part in ("", ".", "..") for part in name.split("/"))
             assert bool(archive._DOT_OR_EMPTY_SEGMENT.search(name)) == plain, repr(name)
+            assert bool(archive._BAD_NAME.search(name)) == (plain or "\n" in name), repr(name)
+    # _check_layout encodes the central directory's names as UTF-8: names without the UTF-8
+    # flag get there only when ASCII (_check_entries), which CP437 encodes the same.
+    assert all(chr(code).encode("cp437") == chr(code).encode("utf-8") for code in range(0x80))
+    # A name short enough in characters is never too long in UTF-8 (4 bytes a character at most).
+    assert len(chr(0x10FFFF).encode("utf-8")) == 4
+    assert 4 * archive._MAX_CHARS_WITHIN_NAME_BYTES <= archive._MAX_NAME_BYTES
 
 
-@pytest.mark.parametrize("name", ["a.pdf", "dir/a.pdf", "a..b/c.d.pdf", "...", ".a/b.", "健康保険証.pdf"])
+@pytest.mark.parametrize("name", ["a.pdf", "dir/a.pdf", "a..b/c.d.pdf", "...", ".a/b.", "健康保険証.pdf",
+                                  "x" * 255, "あ" * 85, "\U0001f600" * 63])
 def test_good_member_names(name):
     assert read_package(make_zip([("kousei.xml", KOUSEI), (name, b"%PDF")]), LIMITS).names[-1] == name
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 
 import pytest
+from lxml import etree
 
 from gateway.errors import MunicipalityError, PackageError, XmlError
+from gateway.identifiers import check_arrival_number
 from gateway.manifest import manifest_file_names, parse_kousei, parse_manifest, peek_arrival_number
 from gateway.models import Applicant, AttachmentInfo
 from gateway.packaging import build_manifest
@@ -132,3 +135,46 @@ def test_parse_kousei_is_the_hardened_parse_and_keeps_its_refusal_code():
         with pytest.raises(XmlError) as caught:
             parse_kousei({"kousei.xml": data})
         assert caught.value.code == code
+
+
+def _peek_by_element_path(kousei):
+    """peek_arrival_number as it was written with ElementPath (the reference for the walk)."""
+    if kousei is None or kousei.tag != "DataRoot":
+        return None
+    found = kousei.findall("構成情報/管理情報/到達番号")
+    if len(found) != 1 or len(found[0]):
+        return None
+    value = (found[0].text or "").strip(" \t\r\n")
+    return value if check_arrival_number(value) else None
+
+
+def test_the_peek_walks_the_children_exactly_as_element_path_did():
+    # Random trees of the tags on the path, their namespaced twins, other elements, comments,
+    # PIs and texts (good and bad numbers, XML and full-width spaces): the same answer for each,
+    # and for each of their elements taken as the root.
+    rng = random.Random(20261129)
+    tags = ["構成情報", "管理情報", "到達番号", "{urn:x}構成情報", "{urn:x}管理情報", "{urn:x}到達番号", "other"]
+    texts = [None, "202611280000012345", " 202611280000012345\n", "\u3000202611280000012345", "12", "x"]
+
+    def grow(parent, depth):
+        for _ in range(rng.randrange(1, 4)):
+            kind = rng.random()
+            if kind < 0.1:
+                parent.append(etree.Comment("c"))
+            elif kind < 0.15:
+                parent.append(etree.ProcessingInstruction("pi"))
+            else:
+                on_path = depth <= 3 and rng.random() < 0.7  # mostly the path's own tag at its depth
+                child = etree.SubElement(parent, tags[depth - 1] if on_path else rng.choice(tags))
+                child.text = rng.choice(texts)
+                if depth < 4 and rng.random() < 0.6:
+                    grow(child, depth + 1)
+
+    found = 0
+    for _ in range(3000):
+        root = etree.Element(rng.choice(["DataRoot"] * 5 + ["{urn:x}DataRoot", "構成情報"]))
+        grow(root, 1)
+        for element in root.iter(tag=etree.Element):
+            assert peek_arrival_number(element) == _peek_by_element_path(element)
+        found += peek_arrival_number(root) is not None
+    assert found > 40  # the shapes do reach a readable number often enough to mean something

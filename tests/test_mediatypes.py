@@ -41,3 +41,20 @@ def test_plain_files_pass(media_type: str, data: bytes) -> None:
 def test_lies_and_polyglots_are_named(media_type: str, data: bytes, says: str) -> None:
     problem = attachment_problem(media_type, data)
     assert problem is not None and says in problem
+
+
+@pytest.mark.parametrize("size", [0, 3, 4, 5, 1023, 1024, 1025, 2047, 2048, 2049, 65556, 65557, 65558, 70000,
+                                  131114, 131115, 131116])
+@pytest.mark.parametrize("at", ["start", "edge-in", "edge-out", "end"])
+def test_tails_are_searched_exactly_as_a_slice_would(size: int, at: str) -> None:
+    # The tail windows (PDF's %%EOF, a ZIP's end record) are searched in place: the same
+    # verdict as searching a copy of the last bytes, on both sides of each window's edge.
+    from gateway.mediatypes import _in_tail
+
+    for needle, window in ((b"%%EOF", 1024), (b"PK\x05\x06", 22 + 0xFFFF)):
+        data = bytearray(b"x" * size)
+        where = {"start": 0, "edge-in": size - window, "edge-out": size - window - 1, "end": size - len(needle)}[at]
+        if 0 <= where <= size - len(needle):
+            data[where:where + len(needle)] = needle
+        data = bytes(data)
+        assert _in_tail(needle, data, window) is (needle in data[-window:])

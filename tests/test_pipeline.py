@@ -201,3 +201,35 @@ def test_no_revocation_data_defers_then_fresh_data_verifies_it(make_pipeline, ma
     revocation = view.application.evidence["revocation"]
     assert revocation["state"] == "good" and revocation["detail"]["as_of"].startswith(
         deferred.received_at.isoformat()[:19])
+
+
+def test_an_accepted_package_is_verified_once_and_never_diagnosed(pipeline, make_package, monkeypatch):
+    # _why_unreadable verifies a whole package just to name its refusal: only a package whose
+    # 到達番号 cannot be read pays for that, never one on its way to being accepted.
+    import gateway.pipeline
+
+    verified = []
+    real_verify = gateway.pipeline.verify_package
+    monkeypatch.setattr(gateway.pipeline, "verify_package", lambda *a, **k: verified.append(1) or real_verify(*a, **k))
+    monkeypatch.setattr(Pipeline, "_why_unreadable", lambda *_: pytest.fail("an accepted package was diagnosed"))
+    assert pipeline.intake(make_package("childcare-01"), source="test").state == "queued"
+    assert len(verified) == 1
+
+
+def test_the_transform_sees_the_validated_context_with_the_address_number(pipeline, make_package, monkeypatch):
+    # _process builds the transform's context field by field (cheaper than dataclasses.replace):
+    # it must be exactly the validated one with the identity check's 宛名番号 set.
+    import dataclasses
+
+    seen = {}
+    real_validate, real_transform = Pipeline.validate, Pipeline.transform
+    monkeypatch.setattr(Pipeline, "validate", lambda self, *a: seen.setdefault("validated", real_validate(self, *a)))
+    monkeypatch.setattr(Pipeline, "transform",
+                        lambda self, procedure, context: real_transform(self, procedure, seen.setdefault("context", context)))
+    assert pipeline.intake(make_package("childcare-01"), source="test").state == "queued"
+    validated, context = seen["validated"], seen["context"]
+    procedure = pipeline.procedure_for(validated.package)
+    expected = pipeline.identity.identify(validated.package, procedure, validated).address_number
+    assert context == dataclasses.replace(validated, address_number=expected)
+    assert all(getattr(context, f.name) is getattr(validated, f.name)
+               for f in dataclasses.fields(context) if f.name != "address_number")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import threading
@@ -317,6 +318,35 @@ def test_the_state_an_update_expects_is_only_a_guess(store):
         (None, State.RECEIVED), (State.RECEIVED, State.VERIFICATION_DEFERRED),
         (State.VERIFICATION_DEFERRED, State.VERIFIED), (State.VERIFIED, State.VALIDATED),
         (State.VALIDATED, State.QUEUED)]
+
+
+@pytest.mark.parametrize("start", ["received", "verification_deferred"])  # the guessed start, and the locked way
+def test_queue_delivery_without_read_back_writes_the_same_and_returns_nothing(store, start):
+    # The pipeline ignores what queue_delivery returns: read_back=False spares reading back and
+    # decoding the row, and must change nothing else (rows, history, what listeners hear).
+    heard: list[tuple] = []
+    store.on_transition = lambda *args: heard.append(args)
+    steps = [Step("verified", "ok", {"procedure_code": "care-01", "flags": ["x"], "evidence": {"signed": True}}),
+             Step("validated", "ok")]
+    views, returned = [], []
+    for number, read_back in (("202611280000000001", True), ("202611280000000002", False)):
+        app = arrive(store, package=number.encode(), number=number).application
+        if start != "received":
+            store.transition(app.id, start, actor="system", reason="revocation-unknown", at=T0)
+        returned.append(store.queue_delivery(app.id, record=RECORD, channel="filedrop", plugin="p",
+                                             plugin_version="1", steps_before=steps, at=T0, read_back=read_back))
+        views.append(store.get_application(number))
+    read, unread = views
+    assert returned == [read.application, None]
+    assert dataclasses.replace(unread.application, id=read.application.id, arrival_number=read.arrival_number,
+                               package_sha256=read.application.package_sha256) == read.application
+    assert [dataclasses.replace(t, arrival_number="") for t in unread.history] == \
+        [dataclasses.replace(t, arrival_number="") for t in read.history]
+    assert [(r.target, r.content_sha256) for r in unread.records] == [(r.target, r.content_sha256) for r in read.records]
+    assert [(d.channel, d.status) for d in unread.deliveries] == [(d.channel, d.status) for d in read.deliveries]
+    half = len(heard) // 2
+    assert [args[1:] for args in heard[half:]] == [args[1:] for args in heard[:half]]
+    assert {args[0] for args in heard[half:]} == {"202611280000000002"}
 
 
 def test_a_guess_that_does_not_hold_raises_what_the_actual_state_raises(store):

@@ -136,3 +136,47 @@ def test_one_parser_per_thread_and_concurrent_parsing():
     assert not errors
     assert len({id(p) for p in parsers}) == 4
     assert hardened_parser() is hardened_parser()
+
+
+@pytest.mark.parametrize("declaration", [
+    b'<?xml version="1.0" encoding="UTF-8"?>', b'<?xml version="1.0" encoding="utf-8"?>',
+    b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>', b"<?xml version='1.0' encoding='UTF-8'?>",
+    b"<?xml version='1.0' encoding='UTF-8x'?>", b"<?xml version='1.0' encoding='UTF-8\"?>",
+    b'<?xml version="1.0" encoding="UTF-8x"?>', b'<?xml version="1.0" encoding="UTF-8 "?>',
+    b'<?xml version="1.0" encoding="UTF-8\'?>', b'<?xml version="1.0" encoding="UTF-16"?>',
+    b'<?xml version="1.0" encoding="utf8"?>', b'<?xml version="1.0"  encoding="Shift_JIS"?>',
+    b'<?xml version="1.0"?>', b"",
+])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_the_usual_declaration_is_judged_as_the_regular_expression_judges_it(declaration, bom):
+    # _check_bytes recognises the usual UTF-8 declaration without its regular expression: the
+    # verdict on every declaration, the usual ones and their near misses, must stay the regex's.
+    from gateway import xmlsafe
+
+    data = bom + declaration + "<a>あ</a>".encode()
+    match = xmlsafe._XML_DECL_ENCODING.match(data[len(bom):])
+    by_regex = "xml-encoding" if match and match.group(1).lower() not in xmlsafe._UTF8_NAMES else None
+    try:
+        xmlsafe._check_bytes(data, "t.xml")
+        verdict = None
+    except XmlError as err:
+        verdict = err.code
+    assert verdict == by_regex
+
+
+@pytest.mark.parametrize("data", [
+    b'<!DOCTYPE a [<!ELEMENT a ANY>]><a/>', b'<!DOCTYPE a SYSTEM "a.dtd"><a/>', b'<!DOCTYPE a PUBLIC "-//x" "a.dtd"><a/>',
+    b'<!DOCTYPE a><a/>', b'<!DOCTYPE a [<!ENTITY x "y">]><a/>', b"<a/>",
+])
+def test_the_document_check_refuses_a_dtd_the_byte_check_let_through(data):
+    # Defence in depth: parsed by a plain parser (as if the byte check had missed it), a DTD is
+    # still refused.
+    from gateway import xmlsafe
+
+    root = etree.fromstring(data, etree.XMLParser(resolve_entities=False, load_dtd=False, no_network=True))
+    if b"<!DOCTYPE" not in data:
+        xmlsafe._check_document(root, "t.xml")
+        return
+    with pytest.raises(XmlError) as info:
+        xmlsafe._check_document(root, "t.xml")
+    assert info.value.code == ("xml-entity-forbidden" if b"<!ENTITY" in data else "xml-dtd-forbidden")

@@ -194,17 +194,19 @@ class Store:
     def queue_delivery(self, app_id: int, *, record: TargetRecord, channel: str, plugin: str,
                        plugin_version: str, actor: str = "system",
                        options: Mapping[str, Any] | None = None, steps_before: Sequence[Step] = (),
-                       at: dt.datetime | None = None) -> Application:
+                       at: dt.datetime | None = None, read_back: bool = True) -> Application | None:
         """Store the target record and its outbox entry and move validated → queued, in one commit.
 
         ``steps_before`` are made first in the same commit (e.g. → verified → validated), so a
         package that passed everything costs one commit after its arrival.
+        ``read_back`` False returns None instead of the application as it now is (the pipeline
+        does not use it: reading back and decoding the whole row would be wasted).
         """
         at = at or self.clock()
         with self._transaction() as conn:
             made, snapshot = lifecycle.advance(conn, app_id, [*steps_before, Step(
                 State.QUEUED, f"{plugin} {plugin_version} で変換、{channel} で連携予定",
-                {"plugin_version": plugin_version})], actor=actor, at=at)
+                {"plugin_version": plugin_version})], actor=actor, at=at, read_back=read_back)
             sha = self._put_blob(conn, record.content, at)
             record_id = _INSERT_RECORD.insert(conn, {
                 "application_id": app_id, "target": record.target, "media_type": record.media_type,
