@@ -20,6 +20,7 @@ what the applicant typed is :mod:`gateway.identity`'s job.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -48,7 +49,7 @@ class BasicFactsError(ValueError):
         self.absent = absent
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BasicFacts:
     """基本4情報 and the substitute-character flags, exactly as the certificate holds them."""
 
@@ -92,6 +93,10 @@ def read_basic_facts(cert: x509.Certificate | CertificateInfo | bytes, *, der: b
     """The basic facts of a signing certificate (an ``x509.Certificate``, its DER, or the
     :class:`~gateway.models.CertificateInfo` verification returned).
 
+    From a ``CertificateInfo`` that path validation filled, the facts are read from the
+    subjectAltName entries the library decoded then (it decodes them for every certificate it
+    accepts): nothing is parsed again.
+
     Other ``otherName`` entries and other name types are ignored (a later card generation may
     add 旧氏 or フリガナ under new arcs).
 
@@ -102,6 +107,9 @@ def read_basic_facts(cert: x509.Certificate | CertificateInfo | bytes, *, der: b
         ``0``/``1``. The message names the field, never its value.
     """
     if isinstance(cert, CertificateInfo):
+        if cert.verified_client is not None:
+            names = cert.verified_client.subjects
+            return _facts(None if names is None else _other_names(names))
         cert = cert.der
     if isinstance(cert, bytes):
         der = cert
@@ -150,8 +158,13 @@ def _san_entries(cert: x509.Certificate) -> list[tuple[str, bytes]] | None:
         return None
     except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:  # undecodable, repeated
         raise BasicFactsError("証明書の拡張を解析できません") from exc
-    return [(_FIELDS[other.type_id], other.value) for other in san.get_values_for_type(x509.OtherName)
-            if other.type_id in _FIELDS]
+    return _other_names(san)
+
+
+def _other_names(names: Iterable[x509.GeneralName]) -> list[tuple[str, bytes]]:
+    """(field, DER value) of each fact among decoded subjectAltName entries, in their order."""
+    return [(key, name.value) for name in names
+            if isinstance(name, x509.OtherName) and (key := _FIELDS.get(name.type_id)) is not None]
 
 
 # --------------------------------------------------------------------------- the quick reading

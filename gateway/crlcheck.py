@@ -10,7 +10,6 @@ with the partition ids whose fresh data would decide it (``awaiting``).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import threading
 from collections.abc import Mapping
@@ -46,22 +45,23 @@ class CrlChecker:
 
     def __init__(self, index_dir: Path, anchors: TrustAnchors | None = None, *, grace_seconds: float = 0,
                  clock: Clock = utcnow) -> None:
+        """``anchors`` is not consulted (kept for the callers that pass it): the issuer key comes
+        with the signer, from the root that path validation chose by signature."""
         self.index_dir = Path(index_dir)
         self.grace = float(grace_seconds)
         self.clock = clock
-        # The issuer key is the one of the root that verified the certificate (chosen by signature).
-        self._anchor_keys = {a.fingerprint: a.key_identifier for a in anchors.anchors} if anchors else {}
         self._loaded: dict[tuple[bytes, str], _Loaded] = {}
         self._stamp: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
         self.reload()
 
     def check(self, cert: x509.Certificate, signer: CertificateInfo, at: dt.datetime) -> RevocationStatus:
-        key_id = (getattr(signer, "issuer_key_id", b"") or self._anchor_keys.get(signer.anchor_fingerprint)
-                  or _authority_key_id(cert))
-        dps = certificate_dps(cert, getattr(signer, "crl_distribution_points", None))
-        if key_id is None:
+        # The key of the pinned root that verified the certificate (trust records it): never the
+        # certificate's own authorityKeyIdentifier, which names a key but proves nothing.
+        key_id = signer.issuer_key_id
+        if not key_id:  # a CertificateInfo trust did not make
             return _unknown("revocation-crl-missing", "発行者の鍵識別子がわかりません", [], {})
+        dps = certificate_dps(cert, signer.crl_distribution_points)
         now = self.clock()
         horizon = max(now, at).timestamp()
         loaded_now, stale = self._loaded, []
@@ -144,23 +144,33 @@ def _unknown(code: str, message: str, awaiting: list[str], extra: Mapping[str, A
     return RevocationStatus("unknown", "crl", {"reason": code, "message": message, "awaiting": awaiting, **extra})
 
 
-def _authority_key_id(cert: x509.Certificate) -> bytes | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
-    except x509.ExtensionNotFound:
-        return None
+_DP_KEYS: dict[tuple[object, ...], str] = {}
+_DP_KEYS_MAX = 4096
 
 
-@functools.lru_cache(maxsize=4096)
-def _dp_key_cached(name: x509.Name) -> str:
-    return name_key(name)
+def _dp_key(name: x509.Name) -> str:
+    """:func:`name_key` of a distribution point, remembered by the name's attributes.
+
+    The same DPs (one per municipality, some 1,700) come back in every certificate. Hashing and
+    comparing the ``Name`` objects themselves (an lru_cache on the Name) walks them in Python
+    twice over; their attributes in order, with their RDN, decide the key exactly (a pure
+    function of them, bounded).
+    """
+    parts = tuple((i, a.oid, a.value) for i, rdn in enumerate(name.rdns) for a in rdn)
+    key = _DP_KEYS.get(parts)
+    if key is None:
+        if len(_DP_KEYS) >= _DP_KEYS_MAX:
+            _DP_KEYS.clear()
+        key = _DP_KEYS[parts] = name_key(name)
+    return key
 
 
 def certificate_dps(cert: x509.Certificate, points: x509.CRLDistributionPoints | None = None) -> tuple[str, ...]:
     """The certificate's directoryName CRL distribution points, as :func:`name_key` keys.
 
-    ``points``: the extension as path validation already read it (parsing the certificate's
-    extensions again costs ~100 µs per package)."""
+    ``points``: the extension as path validation already read it, empty when the certificate has
+    none (parsing the certificate's extensions again costs ~100 µs per package); None when not
+    recorded, and then the certificate is read."""
     if points is None:
         try:
             points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
@@ -171,6 +181,6 @@ def certificate_dps(cert: x509.Certificate, points: x509.CRLDistributionPoints |
         if point.reasons is not None or point.crl_issuer is not None:
             continue  # partial or indirect CRLs: not how JPKI publishes
         if point.relative_name is not None:
-            keys.append(_dp_key_cached(x509.Name([*cert.issuer.rdns, point.relative_name])))
-        keys += [_dp_key_cached(n.value) for n in point.full_name or () if isinstance(n, x509.DirectoryName)]
+            keys.append(_dp_key(x509.Name([*cert.issuer.rdns, point.relative_name])))
+        keys += [_dp_key(n.value) for n in point.full_name or () if isinstance(n, x509.DirectoryName)]
     return tuple(keys)

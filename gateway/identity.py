@@ -19,6 +19,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography import x509
@@ -35,6 +36,7 @@ from gateway.models import (
 )
 from gateway.normalisation import (
     NO_VARIANTS,
+    Folding,
     Outcome,
     compare_birth,
     compare_sex,
@@ -61,7 +63,7 @@ FACTS = ("氏名", "性別", "生年月日", "住所")
 _NOT_COMPARED, _MISMATCH, _MISMATCH_SUBSTITUTE = Outcome.NOT_COMPARED, Outcome.MISMATCH, Outcome.MISMATCH_SUBSTITUTE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeclaredFacts:
     """What the applicant wrote about themself in one place; None where that place has no such field."""
 
@@ -87,33 +89,62 @@ class ApplicantFields:
     address: str | None = None
 
     def extract(self, form: etree._Element) -> DeclaredFacts:
-        namespace = etree.QName(form).namespace or ""
+        tag = form.tag  # "{namespace}name", as etree.QName(form) reads it
+        namespace = tag[1:tag.index("}")] if tag[:1] == "{" else ""
+        steps, paths = _plan(self, namespace)
         found: dict[str, str | None] = {}
-        paths: dict[str, str] = {}
-        for attr, fact, path, tags in _plan(self, namespace):
-            node = form.find(path, {"f": namespace}) if tags is None else _first(form, tags)
+        blocks: dict[tuple[str, ...], dict[str, etree._Element]] = {}
+        for attr, path, parent, leaf in steps:
+            if leaf is None:
+                node = form.find(path, {"f": namespace})
+            else:
+                children = blocks.get(parent)
+                if children is None:  # the block's children are listed once for all its facts
+                    block = _first(form, parent) if parent else form
+                    children = blocks[parent] = {} if block is None else _first_children(block)
+                node = children.get(leaf)
+                if node is None and parent:  # a later block of that name may hold it
+                    node = _first(form, (*parent, leaf))
             found[attr] = None if node is None else (node.text or "")
-            paths[fact] = path.replace("f:", "")
         return DeclaredFacts(SOURCE_FORM, paths=paths, **found)
 
 
 _CHILD_STEP = re.compile(r"f:[^\W\d]\w*")
+_Step = tuple[str, str, tuple[str, ...], "str | None"]
 
 
 @functools.lru_cache(maxsize=256)
-def _plan(fields: ApplicantFields, namespace: str) -> tuple[tuple[str, str, str, tuple[str, ...] | None], ...]:
-    """(attribute, fact, path, tags) of each declared fact. ``tags``: a path of plain child steps
-    (``f:請求者/f:氏名``) as Clark names for :func:`_first`; None for any other path, which
-    ElementPath reads (``find`` costs twice as much, and the form is read once per package)."""
-    plan = []
+def _plan(fields: ApplicantFields, namespace: str) -> tuple[tuple[_Step, ...], Mapping[str, str]]:
+    """(attribute, path, parent, leaf) of each declared fact, and fact → path for staff.
+
+    A path of plain child steps (``f:請求者/f:氏名``) is read as ``form.find`` would (the first
+    match in document order), from its parent block's children listed once: ``parent`` and
+    ``leaf`` are its steps as Clark names. Any other path has ``leaf`` None and ElementPath
+    reads it (``find`` costs four times as much, and the form is read once per package).
+    """
+    steps: list[_Step] = []
+    paths: dict[str, str] = {}
     for attr, fact in (("name", "氏名"), ("sex", "性別"), ("birth", "生年月日"), ("address", "住所")):
         path = getattr(fields, attr)
         if path is None:
             continue
-        steps = path.split("/")
-        plain = namespace and all(_CHILD_STEP.fullmatch(step) for step in steps)
-        plan.append((attr, fact, path, tuple(f"{{{namespace}}}{step[2:]}" for step in steps) if plain else None))
-    return tuple(plan)
+        parts = path.split("/")
+        if namespace and all(_CHILD_STEP.fullmatch(part) for part in parts):
+            *parent, leaf = (f"{{{namespace}}}{part[2:]}" for part in parts)
+            steps.append((attr, path, tuple(parent), leaf))
+        else:
+            steps.append((attr, path, (), None))
+        paths[fact] = path.replace("f:", "")
+    return tuple(steps), MappingProxyType(paths)
+
+
+def _first_children(block: etree._Element) -> dict[str, etree._Element]:
+    """``block``'s first child element of each tag (what ``block.find(tag)`` gives), in one pass:
+    a tag lookup per fact (``iterchildren(tag)``) costs more than listing a block's children."""
+    children: dict[str, etree._Element] = {}
+    for child in block.iterchildren(etree.Element):  # elements only, in document order
+        children.setdefault(child.tag, child)
+    return children
 
 
 def _first(node: etree._Element, tags: tuple[str, ...]) -> etree._Element | None:
@@ -137,7 +168,7 @@ class AddressNumberLookup(Protocol):
     def lookup(self, issuer_key_id: bytes | str, serial: int) -> Entry | None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FactMismatch:
     """One fact that differs between the card and one place the applicant wrote it."""
 
@@ -153,7 +184,7 @@ class FactMismatch:
         return f"{self.source}.{self.fact}" + ("（代替文字あり）" if self.substitutes else "")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IdentityResult:
     """What :func:`identify` found; JSON-safe ``evidence`` holds no personal data."""
 
@@ -174,7 +205,7 @@ class IdentityResult:
 def identify(signer: x509.Certificate | CertificateInfo | None, manifest: Manifest,
              form: etree._Element | None = None, *, applicant_fields: ApplicantSource | None = None,
              address_book: AddressNumberLookup | None = None,
-             variants: Mapping[str, str] = NO_VARIANTS) -> IdentityResult:
+             variants: Mapping[str, str] = NO_VARIANTS, rules: Folding | None = None) -> IdentityResult:
     """Compare the signer's basic facts with the manifest and the form, and find the 宛名番号.
 
     :param signer: the verified signing certificate; None for an unsigned package (nothing to
@@ -183,46 +214,54 @@ def identify(signer: x509.Certificate | CertificateInfo | None, manifest: Manife
     :param address_book: None skips the lookup (no flag); otherwise a signer not in the table
         is flagged 宛名未特定.
     :param variants: extra kanji folding pairs (``IDENTITY.KANJI_VARIANTS``).
+    :param rules: the folding made from ``variants`` (:class:`Identity` makes it once).
     """
     if signer is None:
         return IdentityResult(evidence={"signed": False})
-    der = signer.der if isinstance(signer, CertificateInfo) else None
-    cert = signer if der is None else x509.load_der_x509_certificate(der)
     flags: list[str] = []
     evidence: dict[str, object] = {"signed": True}
     mismatches: tuple[FactMismatch, ...] = ()
     facts: BasicFacts | None = None
     try:
-        facts = read_basic_facts(cert, der=der)
+        facts = read_basic_facts(signer)  # from what path validation decoded, when it ran
     except BasicFactsError as exc:
         flags.append(FLAG_FACTS_UNREADABLE)
         evidence["basic_facts"] = {"read": False, "reason": str(exc)}  # the reason names fields, not values
     if facts is not None:
         declared = [_from_manifest(manifest.applicant), *_from_form(form, applicant_fields, manifest)]
-        outcomes, mismatches = _compare(facts, declared, variants)
+        outcomes, mismatches = _compare(facts, declared, rules or folding(variants))
         evidence["basic_facts"] = {"read": True, "substitutes": list(facts.fields_with_substitutes),
                                    "comparison": outcomes}
-        if any(not m.substitutes for m in mismatches):
-            flags.append(FLAG_FACTS_MISMATCH)
-        if any(m.substitutes for m in mismatches):
-            flags.append(FLAG_FACTS_MISMATCH_SUBSTITUTE)
-        if mismatches and log.isEnabledFor(logging.INFO):
-            log.info("申請 %s: 基本4情報が一致しません: %s", manifest.arrival_number,
-                     ", ".join(m.label for m in mismatches))  # field names only, never values
+        if mismatches:
+            if any(not m.substitutes for m in mismatches):
+                flags.append(FLAG_FACTS_MISMATCH)
+            if any(m.substitutes for m in mismatches):
+                flags.append(FLAG_FACTS_MISMATCH_SUBSTITUTE)
+            if log.isEnabledFor(logging.INFO):
+                log.info("申請 %s: 基本4情報が一致しません: %s", manifest.arrival_number,
+                         ", ".join(m.label for m in mismatches))  # field names only, never values
     address_number = None
     if address_book is not None:
         # The root verification chose by signature, when given; else the certificate's own AKI.
-        verified_kid = getattr(signer, "issuer_key_id", b"") if isinstance(signer, CertificateInfo) else b""
-        address_number, evidence["address_book"] = _lookup(cert, verified_kid or _aki(cert), address_book)
+        if isinstance(signer, CertificateInfo):
+            serial, kid = signer.serial_number, signer.issuer_key_id
+            if not kid:
+                kid = _aki(x509.load_der_x509_certificate(signer.der))
+        else:
+            serial, kid = signer.serial_number, _aki(signer)
+        address_number, evidence["address_book"] = _lookup(serial, kid, address_book)
         if address_number is None:
             flags.append(FLAG_ADDRESS_NUMBER_UNKNOWN)
             log.info("申請 %s: 宛名番号対応表に署名者の証明書がありません（宛名未特定）", manifest.arrival_number)
     return IdentityResult(tuple(flags), address_number, mismatches, evidence, facts)
 
 
+_MANIFEST_PATHS: Mapping[str, str] = MappingProxyType({"氏名": "申請者情報/氏名", "住所": "申請者情報/住所"})
+
+
 def _from_manifest(applicant: Applicant) -> DeclaredFacts:
     return DeclaredFacts(SOURCE_MANIFEST, name=applicant.name, address=applicant.address or None,
-                         paths={"氏名": "申請者情報/氏名", "住所": "申請者情報/住所"})
+                         paths=_MANIFEST_PATHS)
 
 
 def _from_form(form: etree._Element | None, source: ApplicantSource | None, manifest: Manifest) -> list[DeclaredFacts]:
@@ -237,22 +276,17 @@ def _from_form(form: etree._Element | None, source: ApplicantSource | None, mani
 
 
 def _compare(facts: BasicFacts, declared: list[DeclaredFacts],
-             variants: Mapping[str, str]) -> tuple[dict[str, str], tuple[FactMismatch, ...]]:
+             rules: Folding) -> tuple[dict[str, str], tuple[FactMismatch, ...]]:
     outcomes: dict[str, str] = {}
     mismatches: list[FactMismatch] = []
     # The card's side is folded once per package, however many places declare the facts.
-    rules = folding(variants)
     name = rules.card_name(facts.name, facts.name_substitutes)
     address = rules.card_address(facts.address, facts.address_substitutes)
     birth = facts.birth_date
     for place in declared:
-        results = {
-            "氏名": name.compare(place.name),
-            "性別": compare_sex(facts.sex, place.sex),
-            "生年月日": compare_birth(birth, place.birth),
-            "住所": address.compare(place.address),
-        }
-        for fact, outcome in results.items():
+        results = (("氏名", name.compare(place.name)), ("性別", compare_sex(facts.sex, place.sex)),
+                   ("生年月日", compare_birth(birth, place.birth)), ("住所", address.compare(place.address)))
+        for fact, outcome in results:
             if outcome is _NOT_COMPARED and fact not in place.paths:
                 continue  # the place has no such field at all
             outcomes[f"{place.source}.{fact}"] = outcome._value_  # (``.value`` is a slow Enum property)
@@ -269,12 +303,12 @@ def _aki(cert: x509.Certificate) -> bytes | None:
         return None
 
 
-def _lookup(cert: x509.Certificate, kid: bytes | None,
+def _lookup(serial_number: int, kid: bytes | None,
             address_book: AddressNumberLookup) -> tuple[str | None, dict[str, object]]:
-    serial = format(cert.serial_number, "x")
+    serial = format(serial_number, "x")
     if not kid:
         return None, {"found": False, "serial": serial, "reason": "発行者鍵識別子がわかりません"}
-    entry = address_book.lookup(kid, cert.serial_number)
+    entry = address_book.lookup(kid, serial_number)
     evidence: dict[str, object] = {"found": entry is not None, "issuer_key_id": kid.hex(), "serial": serial}
     if entry is None:
         return None, evidence
@@ -293,6 +327,11 @@ class Identity:
 
     address_book: AddressNumberLookup | None = None
     variants: Mapping[str, str] = field(default_factory=dict)
+    rules: Folding = field(init=False, repr=False, compare=False)
+    """The folding for :attr:`variants`, made once (not per package)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", folding(self.variants or NO_VARIANTS))
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], store: Store) -> Identity:
@@ -309,7 +348,7 @@ class Identity:
 
     def identify(self, verified: VerifiedPackage, procedure: Procedure, context: FormContext) -> IdentityResult:
         return identify(verified.signer, verified.manifest, context.form, applicant_fields=procedure.applicant_fields,
-                        address_book=self.address_book, variants=self.variants or NO_VARIANTS)
+                        address_book=self.address_book, rules=self.rules)
 
 
 __all__ = ["FACTS", "FLAGS", "FLAG_ADDRESS_NUMBER_UNKNOWN", "FLAG_FACTS_MISMATCH", "FLAG_FACTS_MISMATCH_SUBSTITUTE",

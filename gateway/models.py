@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from cryptography import x509
+    from cryptography.x509.verification import VerifiedClient
     from lxml import etree
 
     from gateway.errors import Problem
@@ -83,7 +84,7 @@ class Manifest:
     attachments: tuple[AttachmentInfo, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CertificateInfo:
     """What the gateway recorded about the signer's certificate."""
 
@@ -104,7 +105,12 @@ class CertificateInfo:
     """That pinned root itself (the path validation chose it by signature)."""
     crl_distribution_points: x509.CRLDistributionPoints | None = field(default=None, repr=False, compare=False)
     """The certificate's CRL distribution points as path validation read them (revocation uses
-    them without parsing the certificate's extensions again)."""
+    them without parsing the certificate's extensions again); empty when it has none, None when
+    not recorded (revocation then reads the certificate)."""
+    verified_client: VerifiedClient | None = field(default=None, repr=False, compare=False)
+    """What path validation returned: ``subjects``, the certificate's subjectAltName entries as the
+    library decoded them (the basic facts are among them; None without the extension), and
+    ``chain``. None when not recorded (the basic facts are then read from :attr:`der`)."""
 
 
 @dataclass(frozen=True)

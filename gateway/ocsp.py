@@ -99,16 +99,16 @@ class OcspChecker:
         changed = set()
         for key, (cert, issuer) in queued.items():
             try:
-                answer = self.query(cert, issuer)
+                answer = self.query(cert, issuer)  # the network: outside the lock
             except RevocationDataRejected as err:
                 log.warning("OCSP 応答を得られません (%s): %s", self.url, err.message)
-                self._errors[key] = err
+                with self._lock:
+                    _put(self._errors, key, err)
                 continue
-            self._errors.pop(key, None)
-            if len(self._answers) >= MAX_ENTRIES:
-                self._answers.pop(next(iter(self._answers)))  # the oldest answer goes first
-            old = self._answers.get(key)
-            self._answers[key] = answer
+            with self._lock:
+                self._errors.pop(key, None)
+                old = self._answers.get(key)
+                _put(self._answers, key, answer)
             if answer.state != "unknown" and (old is None or old.sha256 != answer.sha256):
                 changed.add(f"ocsp:{key[0].hex()}:{key[1]:x}")
         return frozenset(changed)
@@ -181,6 +181,13 @@ class OcspChecker:
             else:
                 detail["revoked_after_arrival"] = True
         return RevocationStatus(state, f"ocsp:{self.url}", detail)  # type: ignore[arg-type]
+
+
+def _put(entries: dict[Any, Any], key: Any, value: Any) -> None:
+    """Record ``value``, the oldest entry making room: at most :data:`MAX_ENTRIES` (caller holds the lock)."""
+    if key not in entries and len(entries) >= MAX_ENTRIES:
+        entries.pop(next(iter(entries)))
+    entries[key] = value
 
 
 def _check_signer(response: ocsp.OCSPResponse, issuer: x509.Certificate, now: dt.datetime) -> None:

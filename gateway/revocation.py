@@ -223,17 +223,22 @@ class Revocation:
                                    last_refresh=self.last_refresh)
 
 
-def refresh_from_config(config: Mapping[str, Any], anchors: TrustAnchors) -> RefreshReport:
-    """One ``gateway crl refresh`` with the configured sources and limits."""
+def refresh_from_config(config: Mapping[str, Any], anchors: TrustAnchors, *,
+                        clock: Clock = utcnow) -> RefreshReport:
+    """One ``gateway crl refresh`` with the configured sources and limits, as of ``clock()``."""
     return refresh(Path(config["REVOCATION_INDEX_DIR"]), sources_from_config(config), anchors,
                    grace_seconds=float(config["REVOCATION_GRACE_SECONDS"]),
                    timeout=float(config["REVOCATION_FETCH_TIMEOUT_SECONDS"]),
-                   max_bytes=int(config["REVOCATION_MAX_CRL_BYTES"]))
+                   max_bytes=int(config["REVOCATION_MAX_CRL_BYTES"]), now=clock())
 
 
 def revocation_from_config(config: Mapping[str, Any], anchors: TrustAnchors, *,
                            clock: Clock = utcnow) -> Revocation:
-    """Build the configured checker (``REVOCATION_CHECK``); fails start-up on a bad setting."""
+    """Build the configured checker (``REVOCATION_CHECK``); fails start-up on a bad setting.
+
+    ``clock`` is the one clock of revocation: the CRL and OCSP checks judge freshness by it, and
+    the refreshes it schedules judge the CRLs they install by it too.
+    """
     mode = config["REVOCATION_CHECK"]
     if mode not in CHECK_MODES:
         raise StartupError(f"REVOCATION_CHECK は {', '.join(CHECK_MODES)} のいずれかです: {mode!r}")
@@ -252,7 +257,7 @@ def revocation_from_config(config: Mapping[str, Any], anchors: TrustAnchors, *,
             raise StartupError(f"REVOCATION_SOURCES: {exc}") from exc
         crl = CrlChecker(Path(config["REVOCATION_INDEX_DIR"]), anchors,
                          grace_seconds=float(config["REVOCATION_GRACE_SECONDS"]), clock=clock)
-        refresher = functools.partial(refresh_from_config, config, anchors)
+        refresher = functools.partial(refresh_from_config, config, anchors, clock=clock)
     if "ocsp" in mode:
         from gateway.ocsp import OcspChecker
 

@@ -5,10 +5,12 @@ generations share one DN, so the issuer is chosen by key identifier **and** sign
 by name. Everything is judged as of the arrival time.
 
 RFC 5280 path validation is cryptography's ``x509.verification`` (Rust, ~µs): the store of
-pinned roots and the extension policies are built once, only the validation time changes per
-package. :mod:`gateway.certpolicy` holds the profile: what the library is told and the rules it
-cannot express. What revocation needs (the root the library chose, its key identifier) is in
-the returned :class:`~gateway.models.CertificateInfo`; revocation itself is :mod:`gateway.revocation`.
+pinned roots and the extension policies are built once, only the validation time changes (one
+verifier per arrival second). :mod:`gateway.certpolicy` holds the profile: what the library is
+told and the rules it cannot express. What revocation and identity need (the root the library
+chose, its key identifier, the distribution points and subjectAltName entries the library
+decoded) is in the returned :class:`~gateway.models.CertificateInfo`; revocation itself is
+:mod:`gateway.revocation`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from cryptography.x509.verification import ClientVerifier, PolicyBuilder, Store, VerificationError
 
 from gateway import certpolicy
 from gateway.certpolicy import TEST_ROOT_ORGANIZATION
@@ -138,6 +140,12 @@ class _Seen(threading.local):
     crl_distribution_points: x509.CRLDistributionPoints | None = None
 
 
+_NO_DISTRIBUTION_POINTS = x509.CRLDistributionPoints([])
+"""Recorded for a certificate without the extension (None would mean "not recorded")."""
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_SECOND = dt.timedelta(seconds=1)
+
+
 class CertificateValidator:
     """The signing certificate, one tier below a pinned root, per the JPKI profile.
 
@@ -151,7 +159,10 @@ class CertificateValidator:
         # Every configured root, trusted now or not: only to explain a refusal.
         self._issuers = tuple((a.certificate, a.test) for a in anchors.anchors)
         self._seen = _Seen()
+        self._by_identity = {id(a.certificate): a for a in self._trusted}
         self._builder = None
+        self._verifier: tuple[int, ClientVerifier] | None = None
+        """The verifier of the last arrival second used (see :meth:`_verifier_at`)."""
         if self._trusted:
             ee_policy = certpolicy.signing_certificate_policy(
                 key_usage=_check_key_usage, basic_constraints=_check_end_entity,
@@ -169,15 +180,16 @@ class CertificateValidator:
         seen = self._seen
         seen.policies, seen.authority_key_id, seen.crl_distribution_points = (), None, None
         try:
-            chain = self._builder.time(at).build_client_verifier().verify(cert, []).chain
+            verified = self._verifier_at(at).verify(cert, [])
         except VerificationError as exc:
             raise self._explain(cert, at, str(exc)) from exc
+        chain = verified.chain
         anchor = self._anchor_of(chain[-1]) if len(chain) == 2 else None
         if anchor is None:
             raise certpolicy.untrusted()
         if seen.authority_key_id not in (None, anchor.key_identifier):
             raise certpolicy.untrusted("鍵識別子（authorityKeyIdentifier）が署名したルート証明書と一致しません")
-        policies = seen.policies
+        policies, points = seen.policies, seen.crl_distribution_points
         refusal = (certpolicy.policy_refusal(policies, test_anchor=anchor.test)
                    or certpolicy.public_key_refusal(cert))
         if refusal:
@@ -188,7 +200,23 @@ class CertificateValidator:
             not_after=cert.not_valid_after_utc, der=der or cert.public_bytes(serialization.Encoding.DER),
             anchor_fingerprint=anchor.fingerprint, policy_oids=policies, test_root=anchor.test,
             issuer_key_id=anchor.key_identifier, issuer_certificate=anchor.certificate,
-            crl_distribution_points=seen.crl_distribution_points)
+            crl_distribution_points=_NO_DISTRIBUTION_POINTS if points is None else points,
+            verified_client=verified)
+
+    def _verifier_at(self, at: dt.datetime) -> ClientVerifier:
+        """The library's verifier for ``at``, built once per arrival second.
+
+        The library judges validity to the second: it drops the microseconds of the time it is
+        given (``tests/test_trust.py`` holds it to that), so every arrival within one second
+        gets the very same verifier. Only the store, the policies and that time go into one; an
+        arrival in another second builds its own. Threads may race to replace it: each builds a
+        correct one.
+        """
+        second = (at - _EPOCH) // _SECOND
+        last = self._verifier
+        if last is None or last[0] != second:
+            last = self._verifier = (second, self._builder.time(at).build_client_verifier())  # type: ignore[union-attr]
+        return last[1]
 
     def _explain(self, cert: x509.Certificate, at: dt.datetime, library_error: str) -> CertificateError:
         return certpolicy.explain(cert, at, issuers=self._issuers, allow_test_roots=self.allow_test_roots,
@@ -196,7 +224,7 @@ class CertificateValidator:
 
     def _anchor_of(self, root: x509.Certificate) -> TrustAnchor | None:
         # The store hands back the very objects it was built from; equality is the fallback.
-        return (next((a for a in self._trusted if a.certificate is root), None)
+        return (self._by_identity.get(id(root))
                 or next((a for a in self._trusted if a.certificate == root), None))
 
     def _record_policies(self, _policy: object, _cert: x509.Certificate, value: x509.CertificatePolicies) -> None:

@@ -288,3 +288,76 @@ def test_other_extensions_are_not_decoded():
     with pytest.raises(ValueError):
         x509.load_der_x509_certificate(der).extensions  # noqa: B018
     assert read_basic_facts(der) == read_basic_facts(facts_cert(GOOD))
+
+
+# --------------------------------------------------------------------------- from path validation
+#
+# verification hands identity the CertificateInfo trust made, with the subjectAltName entries the
+# library decoded while validating the path: read_basic_facts reads those, neither the DER walk
+# nor cryptography's decoding of the extensions. These tests hold that reading to the others.
+
+
+def validated(pki, cert: x509.Certificate) -> CertificateInfo:
+    from gateway.trust import CertificateValidator, TrustAnchors
+
+    validator = CertificateValidator(TrustAnchors.load(pki.root_paths), allow_test_roots=True)
+    at = min(dt.datetime.now(dt.UTC), cert.not_valid_after_utc)  # an expired resident: before expiry
+    return validator.validate(cert, at)
+
+
+def test_the_facts_path_validation_decoded_are_the_certificate_s(pki, monkeypatch):
+    residents = [r for r in pki.residents if not r.auth]
+    infos = [validated(pki, r.cert) for r in residents]
+    expected = [read_basic_facts(r.cert.public_bytes(serialization.Encoding.DER)) for r in residents]
+    monkeypatch.setattr(basicfacts, "_quick_san_entries", lambda der: pytest.fail("DER walked"))
+    monkeypatch.setattr(basicfacts, "_san_entries", lambda cert: pytest.fail("read by cryptography"))
+    monkeypatch.setattr(x509, "load_der_x509_certificate", lambda der: pytest.fail("certificate loaded"))
+    assert [read_basic_facts(info) for info in infos] == expected
+
+
+def _signed_leaf(pki, names: list[x509.GeneralName] | None) -> x509.Certificate:
+    """A leaf of the test PKI's root that trust accepts, with these subjectAltName entries."""
+    from gateway.testpki import POLICY_SIGNING_TEST
+    from tests.certfactory import Issued, make_leaf
+
+    extra = [] if names is None else [(x509.SubjectAlternativeName(names), False)]
+    return make_leaf(Issued(pki.roots[1], pki.root_keys[1]), policies=(POLICY_SIGNING_TEST,), extra=extra).cert
+
+
+def _facts_names(values: dict[x509.ObjectIdentifier, str]) -> list[x509.GeneralName]:
+    return [x509.OtherName(oid, der_utf8string(v)) for oid, v in values.items()]
+
+
+@pytest.mark.parametrize("names", [
+    pytest.param(_facts_names(GOOD), id="good"),
+    pytest.param(None, id="no subjectAltName"),
+    pytest.param([x509.DNSName("example.jp")], id="no facts"),
+    pytest.param([x509.DNSName("example.jp"), *_facts_names(GOOD),
+                  x509.OtherName(x509.ObjectIdentifier("1.2.392.200149.8.5.5.7"), der_utf8string("ヤマダ"))],
+                 id="other entries beside"),
+    pytest.param([*_facts_names(GOOD), *_facts_names({OID_NAME: "別人　花子"})], id="氏名 twice"),
+    pytest.param(_facts_names({k: v for k, v in GOOD.items() if k != OID_ADDRESS}), id="住所 missing"),
+    pytest.param(_facts_names({**GOOD, OID_SEX: "4"}), id="bad 性別"),
+    pytest.param([*_facts_names({k: v for k, v in GOOD.items() if k != OID_SEX}),
+                  x509.OtherName(OID_SEX, bytes([0x13, 1]) + b"1")], id="PrintableString"),
+    pytest.param(_facts_names({**GOOD, OID_ADDRESS: "北海道" + "あ" * 150}), id="long address"),
+])
+def test_path_validation_s_reading_is_cryptography_s(pki, names):
+    cert = _signed_leaf(pki, names)
+    der = cert.public_bytes(serialization.Encoding.DER)
+    info = validated(pki, cert)
+    assert info.verified_client is not None
+    try:
+        from_info: object = read_basic_facts(info)
+    except BasicFactsError as exc:
+        from_info = (str(exc), exc.absent)
+    assert from_info == cryptography_reading(der) == outcome(der)
+
+
+def test_a_record_trust_did_not_make_is_read_from_its_der(pki):
+    """A CertificateInfo without what path validation read (made by hand, as before): the DER."""
+    cert = pki.resident("suzuki-hanako").cert
+    info = validated(pki, cert)
+    bare = CertificateInfo(subject="", issuer="", serial_number=cert.serial_number,
+                           not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, der=info.der)
+    assert bare.verified_client is None and read_basic_facts(bare) == read_basic_facts(info)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import datetime as dt
 import json
 import os
 import socket
 
 import pytest
+from cryptography import x509
+from cryptography.x509.name import _ASN1Type
+from cryptography.x509.oid import NameOID
 
-from gateway.crlcheck import CrlChecker
+from gateway import crlcheck
+from gateway.crlcheck import CrlChecker, certificate_dps
+from gateway.crlindex import ALL_CERTIFICATES, Partition, name_key
 from gateway.crlrefresh import CrlSource, refresh
 from gateway.testpki import root_ski
 from tests.revocation_helpers import DAY, anchors_of, crl_bytes, signer_of, utcnow, write
@@ -146,3 +152,68 @@ def test_a_damaged_index_file_is_no_data_not_a_crash(tmp_path, pki):
 def test_every_partition_of_the_test_pki(tmp_path, pki, resident):
     install(tmp_path, pki, *[(f"{i}.crl", p.read_bytes()) for i, p in enumerate(pki.crl_paths)])
     assert checker(tmp_path, pki).check(*signer_of(pki, resident), utcnow()).state == "good"
+
+
+# --------------------------------------------------------------------------- what check reads
+
+
+class _Unreadable:
+    """A certificate whose extensions must not be read again (check has them from trust)."""
+
+    def __init__(self, cert):
+        self.serial_number, self.issuer = cert.serial_number, cert.issuer
+
+    @property
+    def extensions(self):
+        raise AssertionError("the certificate's extensions were parsed again")
+
+
+def test_the_issuer_key_is_the_one_trust_recorded_and_nothing_else(tmp_path, pki):
+    """Partitions are found by the key of the root that verified the certificate (the signer
+    record's), never by the certificate's own authorityKeyIdentifier; a record without one is
+    ``unknown``, not a guess."""
+    install(tmp_path, pki, ("old.crl", crl_bytes(pki, 0, 0)), ("new.crl", crl_bytes(pki, 1, 0)))
+    check = checker(tmp_path, pki).check
+    cert, signer = signer_of(pki, "yamada-taro")  # issued by roots[1]
+    assert check(_Unreadable(cert), signer, utcnow()).detail["issuer_key_id"] == root_ski(pki.roots[1]).hex()
+    other = dataclasses.replace(signer, issuer_key_id=root_ski(pki.roots[0]))
+    assert check(_Unreadable(cert), other, utcnow()).detail["issuer_key_id"] == root_ski(pki.roots[0]).hex()
+    none = check(_Unreadable(cert), dataclasses.replace(signer, issuer_key_id=b""), utcnow())
+    assert none.state == "unknown" and none.detail["reason"] == "revocation-crl-missing"
+    assert none.detail["message"] == "発行者の鍵識別子がわかりません" and none.awaiting == ()
+
+
+def test_the_distribution_points_are_the_ones_trust_recorded(tmp_path, pki):
+    """Recorded as absent (an empty extension value): the certificate is not parsed again, and only
+    a complete CRL of the key could decide. Not recorded at all (None): read from the certificate."""
+    install(tmp_path, pki, ("a.crl", crl_bytes(pki, 1, 0)))
+    crl = checker(tmp_path, pki)
+    cert, signer = signer_of(pki, "yamada-taro")
+    no_points = dataclasses.replace(signer, crl_distribution_points=x509.CRLDistributionPoints([]))
+    status = crl.check(_Unreadable(cert), no_points, utcnow())
+    assert status.state == "unknown" and status.awaiting == (Partition(signer.issuer_key_id, ALL_CERTIFICATES).id,)
+    not_recorded = dataclasses.replace(signer, crl_distribution_points=None)
+    assert crl.check(cert, not_recorded, utcnow()) == crl.check(cert, signer, utcnow())
+
+
+def test_distribution_point_keys_are_name_key(pki):
+    """The remembered keys are :func:`name_key`'s, names differing only where it folds included."""
+    cn, ou, o = NameOID.COMMON_NAME, NameOID.ORGANIZATIONAL_UNIT_NAME, NameOID.ORGANIZATION_NAME
+
+    def dp(*rdns: tuple[tuple[x509.ObjectIdentifier, str], ...]) -> x509.Name:
+        return x509.Name([x509.RelativeDistinguishedName([x509.NameAttribute(k, v) for k, v in rdn]) for rdn in rdns])
+
+    names = [dp(((cn, "千代田区"),), ((ou, "東京都"),), ((ou, "CRL Distribution Points"),), ((o, "JPKI"),)),
+             dp(((cn, "千代田区 "),), ((ou, "東京都"),), ((ou, "CRL  Distribution Points"),), ((o, "jpki"),)),
+             dp(((cn, "千代田区"), (ou, "東京都")), ((o, "JPKI"),)), dp(((ou, "東京都"), (cn, "千代田区")), ((o, "JPKI"),)),
+             dp(((cn, "千代田区"),), ((ou, "東京都"),), ((o, "JPKI"),)), dp(((cn, "千代田区"), (ou, "東京都"), (o, "JPKI"))),
+             x509.Name([x509.NameAttribute(cn, "千代田区", _type=_ASN1Type.PrintableString)]),
+             x509.Name([x509.NameAttribute(cn, "千代田区")])]
+    for _ in range(2):  # computed, then remembered
+        assert [crlcheck._dp_key(n) for n in names] == [name_key(n) for n in names]
+    cert = pki.resident("yamada-taro").cert
+    relative = x509.CRLDistributionPoints([x509.DistributionPoint(
+        None, x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, "CRL1")]), None, None)])
+    assert certificate_dps(cert, relative) == (name_key(x509.Name([*cert.issuer.rdns, relative[0].relative_name])),)
+    [point] = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert certificate_dps(cert) == (name_key(point.full_name[0].value),)

@@ -272,3 +272,69 @@ def test_the_card_is_folded_once_per_package(pki, monkeypatch):
     form = childcare_form(taro, 住所="東京都千代田区千代田一丁目１－１")
     assert identify(taro.cert, manifest, form, applicant_fields=CHILDCARE_APPLICANT).flags == ()
     assert folded == [taro.address, "千代田区千代田1-1-1", "東京都千代田区千代田一丁目１－１"]
+
+
+def test_declared_blocks_are_read_as_elementpath_reads_them():
+    """The block's children are listed once; what that gives is what ``find`` gives, also with a
+    fact repeated (the first), comments, another namespace, a fact only in a later block, and a
+    block two steps down."""
+    f = CHILDCARE_NS["f"]
+    root = etree.fromstring(f"""<請求書 xmlns="{f}" xmlns:o="urn:other">
+      <請求者><!-- a comment --><o:氏名>別の名前空間</o:氏名><?pi x?><氏名>最初</氏名><氏名>二番目</氏名>
+        <性別>男</性別></請求者>
+      <請求者><生年月日>1980-04-15</生年月日><性別>女</性別></請求者>
+      <外側><内側><住所>東京都</住所></内側></外側><外側><内側><住所>大阪府</住所><氏名>内</氏名></内側></外側>
+      <氏名>直下</氏名>
+    </請求書>""")
+    declared = [ApplicantFields(name="f:請求者/f:氏名", sex="f:請求者/f:性別", birth="f:請求者/f:生年月日",
+                                address="f:外側/f:内側/f:住所"),
+                ApplicantFields(name="f:氏名", sex="f:なし/f:性別", birth="f:外側/f:内側/f:生年月日",
+                                address="f:請求者/f:住所"),
+                ApplicantFields(name="f:外側/f:内側/f:氏名")]
+    for fields in declared:
+        found = fields.extract(root)
+        for attr in ("name", "sex", "birth", "address"):
+            path = getattr(fields, attr)
+            node = None if path is None else root.find(path, CHILDCARE_NS)
+            assert getattr(found, attr) == (None if node is None else node.text or ""), (fields, attr)
+    assert declared[0].extract(root).name == "最初" and declared[0].extract(root).birth == "1980-04-15"
+    assert declared[2].extract(root).name == "内"
+
+
+def test_identity_makes_its_folding_once(pki, monkeypatch):
+    """``IDENTITY.KANJI_VARIANTS`` become one Folding when the step is built, not one per package."""
+    import gateway.identity as identity_module
+    from gateway.identity import Identity
+    from gateway.models import FormContext, Procedure, VerifiedPackage
+
+    taro = pki.resident("yamada-taro")
+    step, plain = Identity(variants={"朗": "郎"}), Identity()
+    monkeypatch.setattr(identity_module, "folding", lambda variants: pytest.fail("folding made per package"))
+    verified = VerifiedPackage(manifest=manifest_for(Applicant(name="山田　太朗", address=taro.address)), form_xml=b"",
+                               signer=CertificateValidator(TrustAnchors.load(pki.root_paths), allow_test_roots=True)
+                               .validate(taro.cert, dt.datetime.now(dt.UTC)))
+    procedure = Procedure(code="x", version="1", title="x", target="x", form_namespace="", form_schema=Path("x"),
+                          transform=lambda context: None)  # type: ignore[arg-type,return-value]
+    context = FormContext(package=verified, form=etree.fromstring("<a/>"))
+    assert step.identify(verified, procedure, context).flags == ()  # 朗 folds to 郎 as configured
+    assert plain.identify(verified, procedure, context).flags == (FLAG_FACTS_MISMATCH,)
+
+
+def test_a_verified_signer_is_identified_without_reading_its_certificate_again(pki, book, monkeypatch):
+    """From the CertificateInfo trust made: the facts it decoded, its serial and issuer key; the
+    same result as from the certificate itself."""
+    import gateway.basicfacts as basicfacts_module
+
+    taro = pki.resident("yamada-taro")
+    import_residents(book, taro)
+    info = CertificateValidator(TrustAnchors.load(pki.root_paths), allow_test_roots=True).validate(
+        taro.cert, dt.datetime.now(dt.UTC))
+    form = childcare_form(taro, 住所="東京都千代田区千代田一丁目１－１")
+    manifest = manifest_for(Applicant(name="山田　花子", address=taro.address))
+    expected = identify(taro.cert, manifest, form, applicant_fields=CHILDCARE_APPLICANT, address_book=book)
+    monkeypatch.setattr(x509, "load_der_x509_certificate", lambda der: pytest.fail("certificate loaded"))
+    monkeypatch.setattr(basicfacts_module, "_quick_san_entries", lambda der: pytest.fail("DER walked"))
+    result = identify(info, manifest, form, applicant_fields=CHILDCARE_APPLICANT, address_book=book)
+    assert (result.flags, result.address_number, result.mismatches, result.evidence, result.facts) == (
+        expected.flags, expected.address_number, expected.mismatches, expected.evidence, expected.facts)
+    assert result.flags == (FLAG_FACTS_MISMATCH,) and result.address_number == "001000"

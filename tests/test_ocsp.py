@@ -176,3 +176,31 @@ def test_first_decisive_asks_ocsp_only_when_the_crl_cannot_decide(pki):
     status = FirstDecisive(Fixed("unknown"), Fixed("unknown")).check(cert, signer, utcnow())
     assert status.state == "unknown" and status.awaiting == ("id-unknown-1", "id-unknown-1")
     assert [c["source"] for c in status.detail["checks"]] == ["fixed-unknown", "fixed-unknown"]
+
+
+def test_failed_queries_are_remembered_within_the_bound(pki, responder, monkeypatch):
+    """The reason a query failed (shown to check() until an answer comes) is kept for at most
+    MAX_ENTRIES certificates, the oldest going first, and updated under the checker's lock."""
+    import gateway.ocsp as ocsp_module
+
+    monkeypatch.setattr(ocsp_module, "MAX_ENTRIES", 2)
+    responder.fail = True
+    ocsp_checker = checker(pki, responder)
+    residents = ["yamada-taro", "suzuki-hanako", "yamasaki-jiro"]
+    locked: list[bool] = []
+    query = ocsp_checker.query
+    monkeypatch.setattr(ocsp_checker, "query", lambda *a: (locked.append(ocsp_checker._lock.locked()), query(*a))[1])
+    put = ocsp_module._put
+    monkeypatch.setattr(ocsp_module, "_put", lambda *a: (locked.append(ocsp_checker._lock.locked()), put(*a))[1])
+    for resident in residents:
+        ocsp_checker.check(*signer_of(pki, resident), utcnow())
+        ocsp_checker.fetch_pending()
+    assert locked == [False, True] * 3  # the network outside the lock, the record under it
+    assert len(ocsp_checker._errors) == 2
+    assert {key[1] for key in ocsp_checker._errors} == {serial(pki, r) for r in residents[1:]}
+    status = ocsp_checker.check(*signer_of(pki, "yamasaki-jiro"), utcnow())
+    assert status.detail["reason"] == "revocation-ocsp-unreachable"
+    responder.fail = False
+    responder.statuses[serial(pki, "yamasaki-jiro")] = None
+    ocsp_checker.fetch_pending()
+    assert len(ocsp_checker._errors) == 1 and len(ocsp_checker._answers) == 1  # the answer replaces the error

@@ -62,6 +62,21 @@ def test_from_config_builds_the_configured_checker(tmp_path, pki):
             revocation_from_config(config_for(tmp_path, pki, **bad), anchors)
 
 
+def test_one_clock_for_checks_and_refreshes(tmp_path, pki):
+    """The clock revocation is built with also dates the refreshes it schedules: a CRL is judged
+    fresh or stale by the same "now" when installed and when checked."""
+    write(tmp_path / "crl", "chiyoda-new-root.crl", crl_bytes(pki, 1, 0))  # nextUpdate: in two days
+    cert, signer = signer_of(pki, "yamada-taro")
+    for days, installed in ((0, True), (3, False)):
+        config = config_for(tmp_path / str(days), pki, REVOCATION_DIR=str(tmp_path / "crl"))
+        revocation = revocation_from_config(config, anchors_of(pki), clock=lambda days=days: utcnow() + days * DAY)
+        report = revocation.refresh_now()
+        assert [o.outcome == "installed" for o in report.outcomes] == [installed]
+        if not installed:
+            assert report.outcomes[0].code == "revocation-crl-stale"
+        assert revocation.checker.check(cert, signer, utcnow()).state == ("good" if installed else "unknown")
+
+
 def test_refresher_thread_installs_new_crls_and_reports_the_partitions(tmp_path, pki):
     write(tmp_path / "crl", "chiyoda-new-root.crl", crl_bytes(pki, 1, 0, number=1))
     config = config_for(tmp_path, pki, REVOCATION_REFRESH_SECONDS=0.05, REVOCATION_POLL_SECONDS=0.02)

@@ -355,6 +355,48 @@ def test_the_root_must_be_valid_at_arrival_too(tmp_path: Path):
     assert validator.validate(issued, NOW - 20 * DAY).issuer_certificate == old_root.cert
 
 
+def outcome(validator: CertificateValidator, cert: x509.Certificate, at: dt.datetime) -> str:
+    try:
+        return f"accepted {validator.validate(cert, at).serial_number}"
+    except CertificateError as exc:
+        return exc.code
+
+
+def test_one_verifier_per_arrival_second_judges_as_a_fresh_one(pki, anchors):
+    """The validator reuses the library's verifier within an arrival second, which is exact only
+    because the library judges validity to the second (it drops the microseconds). Each arrival,
+    in an order that reuses and replaces the verifier, is judged as by a validator built for it."""
+    shared = CertificateValidator(anchors, allow_test_roots=True)
+    expired, valid = pki.resident("ito-kenji").cert, pki.resident("yamada-taro").cert
+    after, before = expired.not_valid_after_utc, valid.not_valid_before_utc
+    us = dt.timedelta(microseconds=1)
+    arrivals = [(expired, after), (expired, after + 999_999 * us), (expired, after + 1_000_000 * us),
+                (expired, after + 500_000 * us), (valid, before - us), (valid, before), (valid, before + us),
+                (valid, before - 1_000_000 * us), (expired, (after + 100 * us).astimezone(JST))]
+    seen = [(outcome(shared, cert, at), outcome(CertificateValidator(anchors, allow_test_roots=True), cert, at))
+            for cert, at in arrivals]
+    assert [a for a, _ in seen] == [b for _, b in seen]
+    assert [a.split()[0] for a, _ in seen] == [
+        "accepted", "accepted", "certificate-expired", "accepted",
+        "certificate-not-yet-valid", "accepted", "accepted", "certificate-not-yet-valid", "accepted"]
+
+
+def test_the_record_carries_what_path_validation_read(pki, validator, prod, prod_root):
+    """The subjectAltName entries (the basic facts) and the CRL distribution points, as the
+    library decoded them for the policy: what identity and revocation read instead of the DER."""
+    cert = pki.resident("yamada-taro").cert
+    info = validator.validate(cert, NOW)
+    extensions = cert.extensions
+    assert info.verified_client is not None and info.verified_client.chain[0] is cert
+    assert info.verified_client.subjects == list(
+        extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    assert info.crl_distribution_points == extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    bare = make_leaf(prod_root).cert  # no subjectAltName, no distribution point
+    recorded = prod.validate(bare, NOW)
+    assert recorded.verified_client is not None and recorded.verified_client.subjects is None
+    assert recorded.crl_distribution_points == x509.CRLDistributionPoints([])  # none, and recorded so
+
+
 # --------------------------------------------------------------------------- refused: profile
 
 
