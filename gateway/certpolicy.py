@@ -97,6 +97,12 @@ def untrusted(reason: str = "") -> CertificateError:
     return _refuse("certificate-untrusted", f"{detail}（{reason}）" if reason else detail)
 
 
+def malformed_extensions(exc: Exception) -> CertificateError:
+    """Extensions that cannot be decoded (duplicated, bad DER, a subjectAltName entry that is no
+    address …): refused, never an internal error."""
+    return _refuse("certificate-malformed", f"証明書の拡張を解析できません（{exc}）")
+
+
 def validity_refusal(cert: x509.Certificate, at: dt.datetime, which: str) -> CertificateError | None:
     if at < cert.not_valid_before_utc:
         return _refuse("certificate-not-yet-valid", f"{which}の有効期間の開始前です（到達時刻 {at.isoformat()}）")
@@ -215,7 +221,7 @@ def explain(cert: x509.Certificate, at: dt.datetime, *, issuers: Sequence[tuple[
     try:
         extensions = cert.extensions
     except ValueError as exc:  # duplicate or undecodable extensions
-        return _refuse("certificate-malformed", f"証明書の拡張を解析できません（{exc}）")
+        return malformed_extensions(exc)
     usage, policies = _extension(extensions, x509.KeyUsage), _extension(extensions, x509.CertificatePolicies)
     basic = _extension(extensions, x509.BasicConstraints)
     oids = tuple(p.policy_identifier.dotted_string for p in policies.value) if policies else ()

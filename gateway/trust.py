@@ -183,6 +183,8 @@ class CertificateValidator:
             verified = self._verifier_at(at).verify(cert, [])
         except VerificationError as exc:
             raise self._explain(cert, at, str(exc)) from exc
+        except ValueError as exc:  # the library could not turn a subjectAltName entry into Python
+            raise certpolicy.malformed_extensions(exc) from exc
         chain = verified.chain
         anchor = self._anchor_of(chain[-1]) if len(chain) == 2 else None
         if anchor is None:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import (
     AuthorityInformationAccessOID,
     ExtendedKeyUsageOID,
+    ExtensionOID,
     NameOID,
 )
 
@@ -459,6 +460,15 @@ def test_unknown_critical_extension(pki, validator):
     assert code_of(validator, custom_leaf(pki, extra=[unknown_extension(critical=True)])) == \
         "certificate-critical-extension"
     assert validator.validate(custom_leaf(pki, extra=[unknown_extension(critical=False)]), NOW).subject == "CN=leaf"
+
+
+@pytest.mark.parametrize("san", [b"\x30\x05\x87\x03\x01\x02\x03",  # an iPAddress of 3 bytes
+                                 b"\x30\x03\x01\x01\xff", b"\x30\x06\xa0\x04\x06\x02\x2a\x03"])
+def test_an_undecodable_subject_alt_name_is_malformed_not_an_internal_error(pki, validator, san):
+    """The library decodes subjectAltName into Python objects: an entry it cannot (an address of
+    3 bytes) raised ValueError out of validate(), which became an HTTP 500."""
+    bad = (x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, san), False)
+    assert code_of(validator, custom_leaf(pki, extra=[bad])) == "certificate-malformed"
 
 
 def test_a_critical_extension_outside_the_profile_is_refused(prod, prod_root):
