@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from gateway.models import CertificateInfo
 from gateway.wareki import JapaneseDate, parse_date
@@ -89,22 +88,22 @@ class BasicFacts:
                      if "1" in flags[:len(text)])  # as the positions would say, without listing them
 
 
-def read_basic_facts(cert: x509.Certificate | CertificateInfo | bytes, *, der: bytes | None = None) -> BasicFacts:
+def read_basic_facts(cert: x509.Certificate | CertificateInfo | bytes) -> BasicFacts:
     """The basic facts of a signing certificate (an ``x509.Certificate``, its DER, or the
     :class:`~gateway.models.CertificateInfo` verification returned).
 
     From a ``CertificateInfo`` that path validation filled, the facts are read from the
     subjectAltName entries the library decoded then (it decodes them for every certificate it
-    accepts): nothing is parsed again.
+    accepts): nothing is parsed again. Otherwise cryptography reads the certificate.
 
     Other ``otherName`` entries and other name types are ignored (a later card generation may
     add 旧氏 or フリガナ under new arcs).
 
-    :param der: the ``x509.Certificate``'s own DER when the caller holds it (spares encoding it again).
     :raises BasicFactsError: ``absent=True`` when there is no subjectAltName with the facts
-        (e.g. a user-authentication certificate); otherwise a malformed or repeated entry, a
-        value that is not a UTF8String, 性別 not 1-3, 生年月日 not ``EYYYYMMDD``, flags not
-        ``0``/``1``. The message names the field, never its value.
+        (e.g. a user-authentication certificate); otherwise undecodable or repeated extensions,
+        a malformed or repeated entry, a value that is not a UTF8String, 性別 not 1-3,
+        生年月日 not ``EYYYYMMDD``, flags not ``0``/``1``. The message names the field, never
+        its value.
     """
     if isinstance(cert, CertificateInfo):
         if cert.verified_client is not None:
@@ -112,17 +111,10 @@ def read_basic_facts(cert: x509.Certificate | CertificateInfo | bytes, *, der: b
             return _facts(None if names is None else _other_names(names))
         cert = cert.der
     if isinstance(cert, bytes):
-        der = cert
         try:
-            cert = x509.load_der_x509_certificate(der)
+            cert = x509.load_der_x509_certificate(cert)
         except ValueError as exc:
             raise BasicFactsError("証明書を解析できません") from exc
-    elif der is None:
-        der = cert.public_bytes(serialization.Encoding.DER)
-    try:
-        return _facts(_quick_san_entries(der))
-    except (_Unsure, BasicFactsError, IndexError):
-        pass  # anything short of good facts: cryptography reads the certificate, its outcome stands
     return _facts(_san_entries(cert))
 
 
@@ -165,124 +157,6 @@ def _other_names(names: Iterable[x509.GeneralName]) -> list[tuple[str, bytes]]:
     """(field, DER value) of each fact among decoded subjectAltName entries, in their order."""
     return [(key, name.value) for name in names
             if isinstance(name, x509.OtherName) and (key := _FIELDS.get(name.type_id)) is not None]
-
-
-# --------------------------------------------------------------------------- the quick reading
-#
-# cryptography's ``Certificate.extensions`` decodes every extension into Python objects, some
-# 60 µs a certificate on a small VM, and identify() runs once per package. So the DER is walked
-# to the subjectAltName instead, and what the walk finds is only trusted when good facts come
-# out of it: anything unexpected (no extensions, a repeated extension, another name type or
-# otherName in the subjectAltName, a long-form tag, a length not in strict DER) and any
-# BasicFactsError send the certificate to cryptography, whose outcome stands.
-#
-# The walk runs on DER that cryptography has loaded, which checks the structure down to each
-# extension's (extnID, critical, extnValue) in strict DER; the subjectAltName's contents are
-# checked here (strictly: _tlv), and each fact's UTF8String by _utf8string. Not checked: the
-# contents of the *other* extensions, which cryptography decodes before it gives out any. A
-# certificate with, say, an undecodable issuerAltName beside good facts has its facts read
-# here, where cryptography would have refused them ("証明書の拡張を解析できません").
-
-_SEQUENCE, _OID, _BOOLEAN, _OCTET_STRING, _CONTEXT_0, _CONTEXT_3 = 0x30, 0x06, 0x01, 0x04, 0xA0, 0xA3
-_SAN_OID = bytes((0x55, 0x1D, 0x11))  # 2.5.29.17
-
-
-class _Unsure(Exception):
-    """The quick reading does not vouch for this certificate: cryptography reads it."""
-
-
-def _oid_tlv(dotted: str) -> bytes:
-    first, second, *rest = (int(arc) for arc in dotted.split("."))
-    body = bytearray()
-    for arc in (40 * first + second, *rest):
-        chunk = [arc & 0x7F]
-        while arc := arc >> 7:
-            chunk.append(0x80 | (arc & 0x7F))
-        body += bytes(reversed(chunk))
-    return bytes((_OID, len(body))) + body
-
-
-_FACT_OID_TLVS = {_oid_tlv(oid.dotted_string): key for oid, key in _FIELDS.items()}
-_OID_TLV_LENGTH = len(next(iter(_FACT_OID_TLVS)))  # the same for the six: …8.5.5.1 to …8.5.5.6
-
-
-def _tlv(der: bytes, at: int, end: int) -> tuple[int, int, int]:
-    """(tag, content start, content end) of the DER element at ``at``, which must end by ``end``."""
-    if end - at < 2 or (der[at] & 0x1F) == 0x1F:  # a tag number above 30 takes more bytes
-        raise _Unsure
-    tag, first, at = der[at], der[at + 1], at + 2
-    if first < 0x80:
-        length = first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4 or end - at < count or der[at] == 0:
-            raise _Unsure
-        length, at = int.from_bytes(der[at:at + count], "big"), at + count
-        if length < 0x80:
-            raise _Unsure
-    if end - at < length:
-        raise _Unsure
-    return tag, at, at + length
-
-
-def _only(der: bytes, start: int, end: int, tag: int) -> tuple[int, int]:
-    """The content of the one element that fills ``start:end``, which must have ``tag``."""
-    found, inner, inner_end = _tlv(der, start, end)
-    if found != tag or inner_end != end:
-        raise _Unsure
-    return inner, inner_end
-
-
-def _parsed(der: bytes, at: int) -> tuple[int, int]:
-    """(content start, content end) of the element at ``at``, in DER that cryptography has parsed."""
-    first = der[at + 1]
-    if first < 0x80:
-        return at + 2, at + 2 + first
-    start = at + 2 + (first & 0x7F)
-    return start, start + int.from_bytes(der[at + 2:start], "big")
-
-
-def _quick_san_entries(der: bytes) -> list[tuple[str, bytes]] | None:
-    """What :func:`_san_entries` gives, from the DER; :raises _Unsure: see above."""
-    at, _ = _parsed(der, 0)  # Certificate { tbsCertificate, … }
-    at, stop = _parsed(der, at)  # tbsCertificate { …, extensions [3] EXPLICIT, the last field }
-    start, end = _parsed(der, at)
-    while end < stop:
-        at = end
-        start, end = _parsed(der, at)
-    if der[at] != _CONTEXT_3:
-        raise _Unsure
-    at, stop = _parsed(der, start)
-    san, seen = None, set()
-    while at < stop:  # Extension { extnID, critical (only when TRUE), extnValue }
-        start, at = _parsed(der, at)
-        if der[start + 1] >= 0x80:
-            raise _Unsure  # an OID of 128 bytes or more: not one of the profile's
-        oid_end = start + 2 + der[start + 1]
-        oid = der[start + 2:oid_end]
-        if oid in seen:
-            raise _Unsure  # cryptography refuses a repeated extension
-        seen.add(oid)
-        if oid == _SAN_OID:
-            san = oid_end, at
-    if san is None:
-        return None
-    # The subjectAltName's contents are not checked by cryptography on loading: strictly from here.
-    tag, start, stop = _tlv(der, *san)
-    if tag == _BOOLEAN:
-        tag, start, stop = _tlv(der, stop, san[1])
-    if tag != _OCTET_STRING or stop != san[1]:
-        raise _Unsure
-    at, stop = _only(der, start, stop, _SEQUENCE)  # GeneralNames
-    entries = []
-    while at < stop:  # otherName [0] { type-id OID, value [0] EXPLICIT UTF8String }
-        tag, start, at = _tlv(der, at, stop)
-        key = _FACT_OID_TLVS.get(der[start:start + _OID_TLV_LENGTH])
-        if tag != _CONTEXT_0 or key is None or at - start <= _OID_TLV_LENGTH:
-            raise _Unsure  # another name type or otherName: cryptography checks and skips it
-        value_start, value_end = _only(der, start + _OID_TLV_LENGTH, at, _CONTEXT_0)
-        entries.append((key, der[value_start:value_end]))  # the UTF8String: _utf8string checks it
-    return entries
 
 
 def _positions(flags: str, length: int) -> tuple[int, ...]:

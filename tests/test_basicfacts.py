@@ -160,10 +160,10 @@ def test_lengths_must_be_exact_der(value):
     assert _utf8string(der_utf8string("あ" * 100), "住所") == "あ" * 100
 
 
-# --------------------------------------------------------------------------- the quick reading
+# --------------------------------------------------------------------------- odd certificates
 #
-# read_basic_facts walks the DER to the subjectAltName and lets cryptography decide whenever
-# the walk meets anything unexpected; these tests hold the two to the same outcome.
+# Certificates re-encoded by hand (repeated, undecodable, non-DER entries): read_basic_facts
+# gives what cryptography's own reading gives, a refusal and never an exception.
 
 _SAN_OID_TLV = bytes.fromhex("0603551d11")
 
@@ -204,18 +204,6 @@ def with_names(change):
             out.append(extension)
         return out
     return rewrite
-
-
-def test_the_quick_reading_is_what_cryptography_reads(pki, monkeypatch):
-    certs = [r.cert for r in pki.residents] + [facts_cert({**GOOD, OID_ADDRESS: "北海道" + "あ" * 150})]
-    for cert in certs:
-        der = cert.public_bytes(serialization.Encoding.DER)
-        assert basicfacts._quick_san_entries(der) == basicfacts._san_entries(cert)
-    # The signing certificates never need cryptography's decoding of the extensions.
-    monkeypatch.setattr(basicfacts, "_san_entries", lambda cert: pytest.fail("read by cryptography"))
-    for resident in pki.residents:
-        if not resident.auth:
-            assert read_basic_facts(resident.cert.public_bytes(serialization.Encoding.DER)).name == resident.name
 
 
 def _issuer_alt_name(value: bytes) -> bytes:
@@ -268,10 +256,9 @@ def test_anything_unexpected_is_read_by_cryptography(change):
     assert outcome(der) == cryptography_reading(der)
 
 
-def test_a_certificate_with_the_subject_alt_name_critical_is_read_quickly():
+def test_a_certificate_with_the_subject_alt_name_critical_is_read():
     critical = with_extensions(facts_cert(GOOD), lambda exts: [
         _der(0x30, _der_children(e)[0] + bytes.fromhex("0101ff") + _der_children(e)[1]) for e in exts])
-    assert basicfacts._quick_san_entries(critical) is not None
     assert outcome(critical) == cryptography_reading(critical) == read_basic_facts(facts_cert(GOOD))
 
 
@@ -281,20 +268,19 @@ def test_repeated_or_undecodable_extensions_are_refused_not_raised():
         read_basic_facts(twice)
 
 
-def test_other_extensions_are_not_decoded():
-    """The one difference from cryptography's reading, by design: an undecodable extension other
-    than the subjectAltName does not hide good facts (cryptography refuses every extension then)."""
+def test_an_undecodable_other_extension_is_refused_not_raised():
+    """Read from a bare certificate, cryptography decodes every extension: one it cannot decode
+    makes the facts unreadable (identity flags that; it never refuses the package)."""
     der = with_extensions(facts_cert(GOOD), lambda exts: [_issuer_alt_name(bytes.fromhex("30030201"))] + exts)
-    with pytest.raises(ValueError):
-        x509.load_der_x509_certificate(der).extensions  # noqa: B018
-    assert read_basic_facts(der) == read_basic_facts(facts_cert(GOOD))
+    with pytest.raises(BasicFactsError, match="拡張を解析できません"):
+        read_basic_facts(der)
 
 
 # --------------------------------------------------------------------------- from path validation
 #
 # verification hands identity the CertificateInfo trust made, with the subjectAltName entries the
-# library decoded while validating the path: read_basic_facts reads those, neither the DER walk
-# nor cryptography's decoding of the extensions. These tests hold that reading to the others.
+# library decoded while validating the path: read_basic_facts reads those, not cryptography's
+# decoding of the extensions. These tests hold that reading to the others.
 
 
 def validated(pki, cert: x509.Certificate) -> CertificateInfo:
@@ -309,7 +295,6 @@ def test_the_facts_path_validation_decoded_are_the_certificate_s(pki, monkeypatc
     residents = [r for r in pki.residents if not r.auth]
     infos = [validated(pki, r.cert) for r in residents]
     expected = [read_basic_facts(r.cert.public_bytes(serialization.Encoding.DER)) for r in residents]
-    monkeypatch.setattr(basicfacts, "_quick_san_entries", lambda der: pytest.fail("DER walked"))
     monkeypatch.setattr(basicfacts, "_san_entries", lambda cert: pytest.fail("read by cryptography"))
     monkeypatch.setattr(x509, "load_der_x509_certificate", lambda der: pytest.fail("certificate loaded"))
     assert [read_basic_facts(info) for info in infos] == expected
