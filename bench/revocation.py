@@ -141,7 +141,7 @@ def child(job: dict) -> dict:
     out["index_mb"] = sum(p.stat().st_size for p in index_dir.glob("*.idx")) / 2**20
 
     started = time.perf_counter()
-    checker = CrlChecker(index_dir, anchors)
+    checker = CrlChecker(index_dir)
     out["load_ms"] = (time.perf_counter() - started) * 1e3
     validator = CertificateValidator(anchors, allow_test_roots=True)
     now = dt.datetime.now(dt.timezone.utc)

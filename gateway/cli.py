@@ -351,7 +351,7 @@ def crl_status(as_json: bool) -> None:
     from gateway.crlindex import name_key, parse_dp
 
     config, anchors = _anchors_and_config()
-    rows = CrlChecker(Path(config["REVOCATION_INDEX_DIR"]), anchors,
+    rows = CrlChecker(Path(config["REVOCATION_INDEX_DIR"]),
                       grace_seconds=float(config["REVOCATION_GRACE_SECONDS"])).describe()
     installed = {row["dp_key"] for row in rows}
     missing = [dp for dp in config["REVOCATION_SOURCES"] if name_key(parse_dp(dp)) not in installed]

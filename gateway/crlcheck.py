@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 
@@ -23,9 +23,6 @@ from gateway.crlindex import ALL_CERTIFICATES, MANIFEST, Partition, PartitionInd
 from gateway.crlrefresh import REASON_CODES
 from gateway.models import CertificateInfo
 from gateway.revocation import Clock, RevocationState, RevocationStatus, utcnow
-
-if TYPE_CHECKING:
-    from gateway.trust import TrustAnchors
 
 log = logging.getLogger(__name__)
 REASON_NAMES = {code: flag.value for flag, code in REASON_CODES.items()}
@@ -43,10 +40,9 @@ class _Loaded:
 class CrlChecker:
     """Answers from the installed CRL index; ``check`` never touches the disk or the network."""
 
-    def __init__(self, index_dir: Path, anchors: TrustAnchors | None = None, *, grace_seconds: float = 0,
-                 clock: Clock = utcnow) -> None:
-        """``anchors`` is not consulted (kept for the callers that pass it): the issuer key comes
-        with the signer, from the root that path validation chose by signature."""
+    def __init__(self, index_dir: Path, *, grace_seconds: float = 0, clock: Clock = utcnow) -> None:
+        """No trust anchors here: the issuer key comes with the signer, from the root that path
+        validation chose by signature."""
         self.index_dir = Path(index_dir)
         self.grace = float(grace_seconds)
         self.clock = clock

@@ -255,7 +255,7 @@ def revocation_from_config(config: Mapping[str, Any], anchors: TrustAnchors, *,
             sources_from_config(config)
         except ValueError as exc:
             raise StartupError(f"REVOCATION_SOURCES: {exc}") from exc
-        crl = CrlChecker(Path(config["REVOCATION_INDEX_DIR"]), anchors,
+        crl = CrlChecker(Path(config["REVOCATION_INDEX_DIR"]),
                          grace_seconds=float(config["REVOCATION_GRACE_SECONDS"]), clock=clock)
         refresher = functools.partial(refresh_from_config, config, anchors, clock=clock)
     if "ocsp" in mode:

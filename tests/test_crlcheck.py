@@ -30,7 +30,7 @@ def install(tmp_path, pki, *crls: tuple[str, bytes]):
 
 
 def checker(tmp_path, pki, **kw) -> CrlChecker:
-    return CrlChecker(tmp_path / "index", anchors_of(pki), **kw)
+    return CrlChecker(tmp_path / "index", **kw)
 
 
 def serial(pki, resident: str) -> int:

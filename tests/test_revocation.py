@@ -111,7 +111,7 @@ def test_refresher_survives_failures_and_zero_interval_only_reloads(tmp_path, pk
     def broken_callback(changed):
         raise RuntimeError("callback bug")
 
-    checker = CrlChecker(tmp_path / "index", anchors_of(pki))
+    checker = CrlChecker(tmp_path / "index")
     refresher = RevocationRefresher(checker=checker, refresh=broken_refresh, refresh_seconds=3600,
                                     on_change=broken_callback)
     assert refresher.run_once() == frozenset() and calls == [1]
