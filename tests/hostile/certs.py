@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from gateway.testpki import (
     POLICY_SIGNING_PRODUCTION,
@@ -69,8 +69,10 @@ def leaf(pki: TestPKI, name: str, *, municipality: Municipality | None = None, b
 def custom_leaf(pki: TestPKI, name: str, *, hash_algorithm: hashes.HashAlgorithm | None = None,
                 key_usage: x509.KeyUsage | None = None, key_usage_critical: bool = True, ca: bool = False,
                 critical_unknown: bool = False, issuer_key: rsa.RSAPrivateKey | None = None,
-                issuer: x509.Certificate | None = None) -> Signer:
-    """A leaf built by hand, for the properties :func:`issue_certificate` keeps right."""
+                issuer: x509.Certificate | None = None, raw_subject_alt_name: bytes | None = None) -> Signer:
+    """A leaf built by hand, for the properties :func:`issue_certificate` keeps right.
+
+    ``raw_subject_alt_name``: the subjectAltName's DER as given (e.g. an entry no library decodes)."""
     issuer = issuer or pki.roots[ROOT]
     signer_key = key(name)
     builder = (x509.CertificateBuilder()
@@ -89,6 +91,9 @@ def custom_leaf(pki: TestPKI, name: str, *, hash_algorithm: hashes.HashAlgorithm
     if critical_unknown:
         builder = builder.add_extension(
             x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4.5"), b"\x05\x00"), critical=True)
+    if raw_subject_alt_name is not None:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, raw_subject_alt_name), critical=False)
     return signer_key, builder.sign(issuer_key or pki.root_keys[ROOT], hash_algorithm or hashes.SHA256())
 
 

@@ -250,6 +250,9 @@ CERTIFICATES = _cases("certificates", [  # cases 47-54
     ("leaf-is-a-ca", c.signs_with(lambda pki: c.custom_leaf(pki, "ca", ca=True)), "certificate-not-end-entity", TRUST),
     ("unknown-critical-extension", c.signs_with(lambda pki: c.custom_leaf(pki, "crit", critical_unknown=True)),
      "certificate-critical-extension", TRUST),
+    # an iPAddress of 3 bytes: the library cannot turn it into Python (it raised ValueError, a 500)
+    ("undecodable-subject-alt-name", c.signs_with(lambda pki: c.custom_leaf(
+        pki, "san", raw_subject_alt_name=bytes.fromhex("30058703010203"))), "certificate-malformed", TRUST),
     ("production-policy-under-test-root", c.signs_with(lambda pki: c.leaf(
         pki, "prodpolicy", policy=c.POLICY_SIGNING_PRODUCTION)), "certificate-policy", TRUST),
     ("authentication-certificate", c.resident_signs("watanabe-kumiko"), "certificate-authentication-cert", TRUST),
