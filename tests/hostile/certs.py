@@ -24,6 +24,7 @@ from gateway.testpki import (
     POLICY_SIGNING_TEST,
     Municipality,
     TestPKI,
+    _der,
     issue_certificate,
     make_crl,
     root_name,
@@ -99,14 +100,6 @@ def custom_leaf(pki: TestPKI, name: str, *, hash_algorithm: hashes.HashAlgorithm
 
 _SHA256_WITH_RSA = bytes.fromhex("06092a864886f70d01010b")  # DER of OID 1.2.840.113549.1.1.11
 _SHA1_WITH_RSA = bytes.fromhex("06092a864886f70d010105")  # 1.2.840.113549.1.1.5
-
-
-def _der(tag: int, body: bytes) -> bytes:
-    size = len(body)
-    if size < 0x80:
-        return bytes([tag, size]) + body
-    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(raw)]) + raw + body
 
 
 def sha1_leaf(pki: TestPKI, name: str) -> Signer:
