@@ -47,6 +47,11 @@ from lxml import etree
 
 from bench import packages, subjects
 from bench.floor import FloorStore, check_package
+from gateway.archive import read_package
+from gateway.signature import inspect_signature, verify_signature
+from gateway.testpki import init_pki
+from gateway.validation import compiled_schema
+from gateway.xmlsafe import hardened_parser
 
 HTTP_STACK_US = 650
 """Server CPU per request outside the intake (waitress, Flask, the handler), floor and gateway alike."""
@@ -103,14 +108,8 @@ class RawStore:
 
 
 def measure(n: int, workdir: Path) -> dict[str, float]:
-    from gateway.signature import inspect_signature, verify_signature
-    from gateway.validation import compiled_schema
-    from gateway.xmlsafe import hardened_parser
-
-    pki_dir = workdir / "pki"
-    from gateway.testpki import init_pki
-
-    pki = init_pki(pki_dir)
+    """Median CPU µs per package of the mandated calls and of the floor, ``n`` packages each."""
+    pki = init_pki(workdir / "pki")
     subjects.log_to_file(workdir / "gateway.log", "INFO")
     app, pipeline = subjects.make_gateway(subjects.gateway_config(workdir / "gateway", pki, "INFO"))
     spec = packages.make_spec(app.config, pki.directory, label="10KB", target_bytes=10_000, seq_base=0)
@@ -120,7 +119,7 @@ def measure(n: int, workdir: Path) -> dict[str, float]:
     verifier = PolicyBuilder().store(TrustStore([a.certificate for a in pipeline.validator.anchors.anchors])) \
         .time(now).build_client_verifier()
     raw_store, floor_store = RawStore(workdir / "mandated.db"), FloorStore(workdir / "floor.db")
-    evidence = json.dumps(pipeline.verify(pipeline_raw(pipeline, pool[0]), arrival_time=now).evidence,
+    evidence = json.dumps(pipeline.verify(read_package(pool[0], pipeline.policy.limits), arrival_time=now).evidence,
                           ensure_ascii=False, default=str)
 
     def mandated(data: bytes, seq: int) -> int:
@@ -135,7 +134,8 @@ def measure(n: int, workdir: Path) -> dict[str, float]:
         verify_signature(candidate, certificate=candidate.certificate, at=now)
         verifier.verify(candidate.certificate, [])
         spent += _CLOCK() - t0
-        verified = pipeline.verify(pipeline_raw(pipeline, data), arrival_time=now, kousei=kousei)  # not timed
+        verified = pipeline.verify(read_package(data, pipeline.policy.limits), arrival_time=now,
+                                   kousei=kousei)  # not timed
         procedure = pipeline.procedure_for(verified)
         t0 = _CLOCK()
         form = etree.fromstring(verified.form_xml, hardened_parser())
@@ -163,12 +163,6 @@ def measure(n: int, workdir: Path) -> dict[str, float]:
         kind = "mandated" if seq % 2 else "floor"
         times[kind].append((mandated if seq % 2 else floor)(data, seq))
     return {kind: statistics.median(values) / 1000 for kind, values in times.items()}
-
-
-def pipeline_raw(pipeline: Any, data: bytes) -> Any:
-    from gateway.archive import read_package
-
-    return read_package(data, pipeline.policy.limits)
 
 
 def main(argv: list[str]) -> int:
